@@ -1,0 +1,64 @@
+// swift-tools-version: 6.1
+// PromptLoop: prompt refinement during diffusion sampling, on libtorch.
+import Foundation
+import PackageDescription
+
+/// libtorch root: `LIBTORCH` if set, else the copy that `scripts/bootstrap` puts in `.deps/torch`.
+let libtorch: String = {
+    if let path = Context.environment["LIBTORCH"], !path.isEmpty { return path }
+    return Context.packageDirectory + "/.deps/torch"
+}()
+
+/// `PROMPTLOOP_CUDA=1` links torch_cuda with --no-as-needed so that its kernels register
+/// (for the static GPU binary; CI and the default build are CPU-only).
+let linkCUDA = Context.environment["PROMPTLOOP_CUDA"] == "1"
+
+var torchLinkerFlags = ["-L\(libtorch)/lib", "-Xlinker", "-rpath", "-Xlinker", "\(libtorch)/lib"]
+if linkCUDA {
+    torchLinkerFlags += [
+        "-Xlinker", "--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Xlinker", "--as-needed",
+        "-Xlinker", "--allow-shlib-undefined",
+    ]
+}
+
+let package = Package(
+    name: "PromptLoop",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "promptloop", targets: ["promptloop"]),
+        .library(name: "Torch", targets: ["Torch"]),
+        .library(name: "TorchNN", targets: ["TorchNN"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "CTorch",
+            cxxSettings: [
+                .unsafeFlags([
+                    "-I\(libtorch)/include", "-I\(libtorch)/include/torch/csrc/api/include",
+                    "-D_GLIBCXX_USE_CXX11_ABI=1", "-O2", "-Wno-unused-parameter",
+                ]),
+            ],
+            linkerSettings: [
+                .unsafeFlags(torchLinkerFlags),
+                .linkedLibrary("torch_cpu"),
+                .linkedLibrary("c10"),
+            ]
+        ),
+        .target(name: "Torch", dependencies: ["CTorch"]),
+        .target(name: "TorchNN", dependencies: ["Torch"]),
+        .executableTarget(
+            name: "promptloop",
+            dependencies: [
+                "Torch", "TorchNN",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TorchTests", dependencies: ["Torch"], exclude: ["Fixtures"]),
+        .testTarget(name: "TorchNNTests", dependencies: ["TorchNN"], exclude: ["Fixtures"]),
+    ],
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
+)

@@ -11,6 +11,12 @@ public struct TensorInfo: Equatable, Sendable {
     public var shape: [Int]
     /// Byte range inside the data section.
     public var range: Range<Int>
+
+    public init(dtype: DType, shape: [Int], range: Range<Int>) {
+        self.dtype = dtype
+        self.shape = shape
+        self.range = range
+    }
 }
 
 /// Anything that serves named tensors: one safetensors file, a sharded checkpoint, a dictionary.

@@ -109,6 +109,7 @@
 #include <ATen/ops/var.h>
 #include <ATen/ops/where.h>
 
+#include <chrono>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -624,6 +625,17 @@ int ct_addcmul_(ct_tensor t, ct_tensor a, ct_tensor b, double value) {
 }
 int ct_addcdiv_(ct_tensor t, ct_tensor a, ct_tensor b, double value) {
     STATUS(T(t).addcdiv_(T(a), T(b), value);)
+}
+
+// MARK: benchmark support
+
+int64_t ct_bench_binary_loop(int op, ct_tensor a, ct_tensor b, int64_t n) {
+    GUARD(-1, {
+        auto start = std::chrono::steady_clock::now();
+        for (int64_t i = 0; i < n; ++i) ct_free(ct_binary(op, a, b));
+        auto end = std::chrono::steady_clock::now();
+        return static_cast<int64_t>(std::chrono::duration<double, std::nano>(end - start).count());
+    })
 }
 
 } // extern "C"

@@ -32,3 +32,14 @@ extension Tensor {
         wrap(ct_linspace(start, end, Int64(count), dtype.rawValue, device.code, device.index))
     }
 }
+
+/// Measurement helpers for `promptloop bench`.
+public enum TorchBenchmark {
+    /// Nanoseconds per `a + b` when the loop runs inside the C++ shim: libtorch's own cost per call,
+    /// the floor under any language binding.
+    public static func nativeAddNanoseconds(_ a: Tensor, _ b: Tensor, calls: Int) -> Double {
+        let ns = ct_bench_binary_loop(Int32(CT_ADD), a.handle, b.handle, Int64(calls))
+        if ns < 0 { torchFailure("bench add") }
+        return Double(ns) / Double(calls)
+    }
+}

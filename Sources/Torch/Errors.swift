@@ -46,18 +46,18 @@ func lastTorchError() -> String { String(cString: ct_last_error()) }
 
 /// Traps with libtorch's message: the failure of an op is a programming error (bad shape, dtype).
 @usableFromInline
-func torchFailure(_ op: String) -> Never {
-    fatalError("libtorch \(op): \(lastTorchError())")
+func torchFailure(_ op: @autoclosure () -> String) -> Never {
+    fatalError("libtorch \(op()): \(lastTorchError())")
 }
 
 /// Wraps a handle returned by the shim, trapping with the libtorch message on NULL.
 @inlinable
-func wrap(_ handle: ct_tensor?, _ op: String = #function) -> Tensor {
-    guard let handle else { torchFailure(op) }
+func wrap(_ handle: ct_tensor?, _ op: @autoclosure () -> String = #function) -> Tensor {
+    guard let handle else { torchFailure(op()) }
     return Tensor(handle: handle)
 }
 
 @inlinable
-func check(_ status: Int32, _ op: String = #function) {
-    if status != 0 { torchFailure(op) }
+func check(_ status: Int32, _ op: @autoclosure () -> String = #function) {
+    if status != 0 { torchFailure(op()) }
 }

@@ -173,6 +173,11 @@ int ct_lerp_(ct_tensor t, ct_tensor end, double weight);
 int ct_addcmul_(ct_tensor t, ct_tensor a, ct_tensor b, double value);
 int ct_addcdiv_(ct_tensor t, ct_tensor a, ct_tensor b, double value);
 
+// MARK: benchmark support
+/// Runs the binary op `n` times in C++ (result allocated and freed each time, as a wrapped call
+/// would) and returns the elapsed nanoseconds, or -1 on error: the libtorch floor under any binding.
+int64_t ct_bench_binary_loop(int op, ct_tensor a, ct_tensor b, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,16 @@
+import ArgumentParser
+
+@main
+struct PromptLoopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "promptloop",
+        abstract: "Align text-to-image diffusion models by rewriting the prompt during sampling.",
+        discussion: """
+            PromptLoop reimplements "PromptLoop: Plug-and-Play Prompt Refinement via Latent Feedback \
+            for Diffusion Model Alignment" (CVPR 2026) on libtorch. This build provides the tensor \
+            foundation and its benchmark; generation, training and evaluation arrive with the embedded \
+            default model.
+            """,
+        subcommands: [BenchCommand.self]
+    )
+}

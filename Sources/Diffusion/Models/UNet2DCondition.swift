@@ -271,6 +271,8 @@ final class UNetUpBlock {
 /// ```
 public final class UNet2DConditionModel {
     public let config: UNet2DConditionConfig
+    /// The dtype of the weights (and of the latents it expects).
+    public let dtype: DType
     let convIn: Conv2d
     let timeEmbedding: TimestepEmbedding
     let addEmbedding: TimestepEmbedding?
@@ -284,6 +286,7 @@ public final class UNet2DConditionModel {
     public init(config: UNet2DConditionConfig, path p: ParameterPath) throws {
         try config.validate()
         self.config = config
+        dtype = p.store.dtype
         let n = config.blockOutChannels.count
         let channels = config.blockOutChannels
         let groups = config.normNumGroups ?? 32

@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+import Torch
+@testable import Diffusion
+
+/// Maps the fixture's prompt names ("A", "B", "C", "") to the token ids the reference used.
+struct TableTokenizer: PromptTokenizer {
+    let table: [String: [Int]]
+    var maxLength: Int { 77 }
+    func tokenize(_ text: String) -> (ids: [Int], truncated: Bool) { (table[text]!, false) }
+}
+
+func loadTinyPipeline(_ name: String, scheduler: Scheduler) throws -> (StableDiffusionPipeline, SafeTensorsFile) {
+    let ref = try SafeTensorsFile(path: fixture("\(name)/pipeline.safetensors"))
+    var table: [String: [Int]] = [:]
+    for (key, text) in [("A", "A"), ("B", "B"), ("C", "C"), ("empty", "")] {
+        table[text] = try ref.tensor("ids.\(key)").toArray(Int64.self).map { Int($0) }
+    }
+    let tokenizer = TableTokenizer(table: table)
+    let sdxl = name == "tiny-sdxl"
+    var encoders = [try CLIPTextModel.load(folder: fixture("\(name)/text_encoder"))]
+    if sdxl { encoders.append(try CLIPTextModel.load(folder: fixture("\(name)/text_encoder_2"))) }
+    let pipe = try StableDiffusionPipeline(
+        kind: sdxl ? .sdxl : .sd, textEncoders: encoders, tokenizers: Array(repeating: tokenizer, count: encoders.count),
+        unet: try UNet2DConditionModel.load(folder: fixture("\(name)/unet")),
+        vae: try AutoencoderKL.load(folder: fixture("\(name)/vae"), options: LoadOptions(variant: sdxl ? "fp16" : nil)),
+        scheduler: scheduler)
+    return (pipe, ref)
+}
+
+func sdScheduler() throws -> Scheduler {
+    var c = SchedulerConfig()
+    (c.betaStart, c.betaEnd, c.betaSchedule, c.clipSample, c.setAlphaToOne, c.stepsOffset) =
+        (0.00085, 0.012, "scaled_linear", false, false, 1)
+    return try DDIMScheduler(c)
+}
+
+// Reference: scripts/fixtures/diffusion_pipeline.py — diffusers' pipelines, 4 steps, guidance 5,
+// seed 42, rows ["A", "C"]; after step 1 the callback swaps both CFG halves so that row 0 reads "B".
+@Suite struct PipelineParityTests {
+    @Test func sdPromptChangeAtStepTwoMatchesDiffusers() throws {
+        let (pipe, ref) = try loadTinyPipeline("tiny-sd", scheduler: try sdScheduler())
+        let options = SamplingOptions(steps: 4, guidance: 5, height: 16, width: 16, seed: 42)
+        let viaCallback = try pipe.sample(prompts: ["A", "C"], options: options) { state in
+            state.step == 1 ? ["B", nil] : nil
+        }
+        #expect(relativeError(viaCallback.latents, try ref.tensor("swap.latents")) < 1e-4)
+        #expect(viaCallback.prompts == ["B", "C"])
+        let image = pipe.decode(viaCallback.latents)
+        #expect(relativeError(image, try ref.tensor("swap.image")) < 1e-4)
+        // The same change as a precomputed schedule: "B" is used from step 2 on.
+        let viaSchedule = try pipe.sample(prompts: ["A", "C"], options: options, schedule: [2: ["B", nil]])
+        #expect(viaSchedule.latents.equal(viaCallback.latents))
+        // Without the change the result differs (the swap is not a no-op).
+        let unchanged = try pipe.sample(prompts: ["A", "C"], options: options)
+        #expect(relativeError(unchanged.latents, try ref.tensor("swap.latents")) > 1e-3)
+        var rescaled = options
+        rescaled.guidanceRescale = 0.7
+        let plain = try pipe.sample(prompts: ["A", "C"], options: rescaled)
+        #expect(relativeError(plain.latents, try ref.tensor("plain_rescaled.latents")) < 1e-4)
+    }
+
+    @Test func sdxlPromptChangeRebuildsPooledAndBothHalves() throws {
+        var c = SchedulerConfig()
+        (c.betaStart, c.betaEnd, c.betaSchedule, c.stepsOffset, c.timestepSpacing) =
+            (0.00085, 0.012, "scaled_linear", 1, "leading")
+        let (pipe, ref) = try loadTinyPipeline("tiny-sdxl", scheduler: try EulerDiscreteScheduler(c))
+        let options = SamplingOptions(steps: 4, guidance: 5, height: 16, width: 16, seed: 42)
+        let out = try pipe.sample(prompts: ["A", "C"], options: options) { $0.step == 1 ? ["B", nil] : nil }
+        #expect(relativeError(out.latents, try ref.tensor("swap.latents")) < 1e-4)
+        #expect(relativeError(pipe.decode(out.latents), try ref.tensor("swap.image")) < 1e-4)
+    }
+
+    @Test func callbackSeesTheDenoisedEstimateOfEveryRow() throws {
+        let (pipe, _) = try loadTinyPipeline("tiny-sd", scheduler: try sdScheduler())
+        var seen: [(Int, [Int])] = []
+        _ = try pipe.sample(prompts: ["A", "C", "B"], options: SamplingOptions(steps: 3, guidance: 3, height: 16,
+                                                                                width: 16, seed: 1)) { state in
+            seen.append((state.step, state.predictedOriginal.shape))
+            return nil
+        }
+        // After steps 0 and 1 (none after the last step: nothing would use a new prompt).
+        #expect(seen.map(\.0) == [0, 1])
+        #expect(seen.allSatisfy { $0.1 == [3, 4, 8, 8] })
+    }
+
+    @Test func badArgumentsAreErrors() throws {
+        let (pipe, _) = try loadTinyPipeline("tiny-sd", scheduler: try sdScheduler())
+        let o = SamplingOptions(steps: 2, height: 16, width: 16)
+        #expect(throws: DiffusionError.self) { try pipe.sample(prompts: [], options: o) }
+        #expect(throws: DiffusionError.self) { try pipe.sample(prompts: ["A"], negativePrompts: ["", ""], options: o) }
+        #expect(throws: DiffusionError.self) { try pipe.sample(prompts: ["A"], options: o, schedule: [1: ["B", "C"]]) }
+        #expect(throws: DiffusionError.self) {
+            try pipe.sample(prompts: ["A"], options: SamplingOptions(steps: 2, height: 15, width: 16))
+        }
+        #expect(throws: DiffusionError.self) { try pipe.sample(prompts: ["A"], options: SamplingOptions(steps: 0)) }
+    }
+}

@@ -29,6 +29,7 @@ let package = Package(
         .library(name: "Torch", targets: ["Torch"]),
         .library(name: "TorchNN", targets: ["TorchNN"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
+        .library(name: "ShapeWorld", targets: ["ShapeWorld"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -51,16 +52,25 @@ let package = Package(
         .target(name: "Torch", dependencies: ["CTorch"]),
         .target(name: "TorchNN", dependencies: ["Torch"]),
         .target(name: "Diffusion", dependencies: ["Torch", "TorchNN"]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+        .target(
+            name: "ShapeWorld",
+            dependencies: ["CPNG"],
+            // Pixel loops (renderer, detector, degradations) are optimised even in debug builds so
+            // that the 10,000-scene accuracy tests finish in seconds under `swift test`.
+            swiftSettings: [.unsafeFlags(["-O"])]
+        ),
         .executableTarget(
             name: "promptloop",
             dependencies: [
-                "Torch", "TorchNN",
+                "Torch", "TorchNN", "Diffusion", "ShapeWorld",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TorchTests", dependencies: ["Torch"], exclude: ["Fixtures"]),
         .testTarget(name: "TorchNNTests", dependencies: ["TorchNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], exclude: ["Fixtures"]),
+        .testTarget(name: "ShapeWorldTests", dependencies: ["ShapeWorld"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+@testable import ShapeWorld
+
+@Suite("PNG and contact sheets")
+struct ImageIOTests {
+    func sample() -> RGBImage {
+        var rng = SplitMix64(seed: 9)
+        return Renderer().render(SceneSampler().randomScene(rng: &rng))
+    }
+
+    @Test("PNG round trip keeps every byte, in memory and on disk")
+    func roundTrip() throws {
+        let image = sample()
+        let decoded = try PNG.decode(try PNG.encode(image))
+        #expect(decoded.bytes == image.bytes)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sw-\(UUID()).png").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try PNG.write(image, to: path)
+        #expect(try PNG.read(from: path).bytes == image.bytes)
+    }
+
+    @Test("grey, grey+alpha and RGBA PNGs decode to RGB; transparency becomes white")
+    func otherFormats() throws {
+        let grey = try PNG.decode(try PNG.encode(bytes: [0, 128, 255, 64], width: 2, height: 2, channels: 1))
+        #expect(grey.bytes == [0, 0, 0, 128, 128, 128, 255, 255, 255, 64, 64, 64])
+        let rgba = try PNG.decode(
+            try PNG.encode(bytes: [255, 0, 0, 255, 0, 0, 255, 0], width: 2, height: 1, channels: 4))
+        #expect(rgba.bytes == [255, 0, 0, 255, 255, 255])
+        let ga = try PNG.decode(try PNG.encode(bytes: [0, 255, 0, 0], width: 2, height: 1, channels: 2))
+        #expect(ga.bytes == [0, 0, 0, 255, 255, 255])
+    }
+
+    @Test("planar (tensor-layout) conversion round trips and maps the range")
+    func planar() {
+        let image = sample()
+        let values = image.planar(range: -1...1)
+        #expect(values.count == 3 * 64 * 64)
+        #expect(abs(values[0] - (2 * image[0, 0, 0] - 1)) < 1e-6)
+        #expect(abs(values[64 * 64 + 5] - (2 * image[5, 0, 1] - 1)) < 1e-6)
+        let back = RGBImage(width: 64, height: 64, planar: values, range: -1...1)
+        #expect(zip(back.pixels, image.pixels).allSatisfy { abs($0 - $1) < 1e-6 })
+    }
+
+    @Test("corrupt, truncated and missing PNGs give errors naming the file")
+    func corrupt() throws {
+        let good = try PNG.encode(sample())
+        var flipped = good
+        flipped[0] ^= 0xFF
+        for bad in [flipped, Array(good.prefix(good.count / 2)), [UInt8](repeating: 7, count: 100), []] {
+            #expect(throws: ShapeWorldError.self) { try PNG.decode(bad, source: "broken.png") }
+        }
+        do {
+            _ = try PNG.decode(Array(good.prefix(40)), source: "broken.png")
+            Issue.record("truncated PNG decoded")
+        } catch {
+            #expect(error.description.contains("broken.png"))
+        }
+        do {
+            _ = try PNG.read(from: "/nonexistent/dir/x.png")
+            Issue.record("missing file read")
+        } catch {
+            #expect(error.description.contains("/nonexistent/dir/x.png"))
+        }
+    }
+
+    @Test("contact sheet lays out cells and draws captions")
+    func contactSheet() {
+        let image = sample()
+        let sheet = ContactSheet(columns: 3, scale: 2, captionLines: 2, padding: 4)
+            .render(Array(repeating: (image, "two red circles"), count: 5))
+        let lineHeight = 7
+        #expect(sheet.width == 4 + 3 * (128 + 4))
+        #expect(sheet.height == 4 + 2 * (128 + 2 * lineHeight + 2 + 4))
+        // The first cell is the enlarged image; its caption has dark pixels below it.
+        #expect(sheet[4 + 10, 4 + 10, 0] == image[5, 5, 0])
+        var dark = 0
+        for y in (4 + 128)..<(4 + 128 + 2 * lineHeight) {
+            for x in 4..<(4 + 128) where sheet[x, y, 0] < 0.5 { dark += 1 }
+        }
+        #expect(dark > 20)
+    }
+}

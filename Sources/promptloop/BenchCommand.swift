@@ -45,9 +45,11 @@ struct BenchOps: ParsableCommand {
 
     func run() throws {
         if let threads { Threads.count = threads }
+        // Matmul first: after a million tiny-op calls, the first large matmuls ran slower (seen on
+        // 2 cores), which would measure the allocator's state rather than the binding.
+        let swiftMatmul = sizes.map { measureMatmul($0) }
         let swiftAdd = measureAdd()
         let native = measureNativeAdd()
-        let swiftMatmul = sizes.map { measureMatmul($0) }
         let reference = runPython()
 
         print("machine: \(ProcessInfo.processInfo.processorCount) cores, libtorch threads \(Threads.count)")
@@ -129,14 +131,6 @@ struct BenchOps: ParsableCommand {
             import sys, time, torch
             calls, trials, threads = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
             if threads > 0: torch.set_num_threads(threads)
-            a = torch.tensor([1., 2., 3., 4.]); b = torch.tensor([5., 6., 7., 8.])
-            for _ in range(1000): a + b
-            samples = []
-            for _ in range(trials):
-                t = time.perf_counter_ns()
-                for _ in range(calls): a + b
-                samples.append((time.perf_counter_ns() - t) / calls)
-            print("add", min(samples))
             g = torch.Generator().manual_seed(0)
             for n in map(int, sys.argv[4:]):
                 x = torch.randn(n, n, generator=g); y = torch.randn(n, n, generator=g); x @ y
@@ -147,6 +141,14 @@ struct BenchOps: ParsableCommand {
                     for _ in range(reps): x @ y
                     rates.append(2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9)
                 print("matmul", n, max(rates))
+            a = torch.tensor([1., 2., 3., 4.]); b = torch.tensor([5., 6., 7., 8.])
+            for _ in range(1000): a + b
+            samples = []
+            for _ in range(trials):
+                t = time.perf_counter_ns()
+                for _ in range(calls): a + b
+                samples.append((time.perf_counter_ns() - t) / calls)
+            print("add", min(samples))
             """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "TorchNN", targets: ["TorchNN"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "ShapeWorld", targets: ["ShapeWorld"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -51,6 +52,9 @@ let package = Package(
         ),
         .target(name: "Torch", dependencies: ["CTorch"]),
         .target(name: "TorchNN", dependencies: ["Torch"]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "Tokenizers", dependencies: ["CZlib"]),
+        .executableTarget(name: "tokenizers-bench", dependencies: ["Tokenizers"], path: "Sources/TokenizersBench"),
         .target(name: "Diffusion", dependencies: ["Torch", "TorchNN"]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
         .target(
@@ -63,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "promptloop",
             dependencies: [
-                "Torch", "TorchNN", "Diffusion", "ShapeWorld",
+                "Torch", "TorchNN", "Diffusion", "ShapeWorld", "Tokenizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -71,6 +75,7 @@ let package = Package(
         .testTarget(name: "TorchNNTests", dependencies: ["TorchNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], exclude: ["Fixtures"]),
         .testTarget(name: "ShapeWorldTests", dependencies: ["ShapeWorld"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

@@ -70,6 +70,9 @@ public final class StableDiffusionPipeline {
     public var scheduler: Scheduler
     /// SDXL: an absent negative prompt gives zero embeddings (`force_zeros_for_empty_prompt`).
     public var forceZerosForEmptyPrompt = true
+    /// Set by ``load(folder:options:scheduler:tokenizer:)`` when the folder's scheduler class is not
+    /// supported and DDIM (same noise schedule) stands in for it.
+    public internal(set) var usedFallbackScheduler = false
     private var cache: [String: PromptEmbedding] = [:]
 
     public init(kind: Kind, textEncoders: [CLIPTextModel], tokenizers: [PromptTokenizer],

@@ -11,6 +11,6 @@ struct PromptLoopCommand: ParsableCommand {
             foundation and its benchmark; generation, training and evaluation arrive with the embedded \
             default model.
             """,
-        subcommands: [ShapeWorldCommand.self, BenchCommand.self]
+        subcommands: [GenerateCommand.self, ShapeWorldCommand.self, BenchCommand.self]
     )
 }

@@ -1,0 +1,106 @@
+import Foundation
+import Torch
+import TorchNN
+
+/// A training checkpoint in one safetensors file, written atomically: model parameters
+/// (`param.<store>.<key>`), optimizer moments (`optim.<key>`), generator states (`rng.<name>`) and
+/// the step and configuration in the metadata. Loading restores all of them, so an interrupted run
+/// continues with the same batches, noise and updates it would have had.
+public enum TrainingCheckpoint {
+    public static func save(to path: String, stores: [String: ParameterStore], optimizer: AdamW,
+                            generators: [String: Generator], step: Int, metadata: [String: String] = [:]) throws {
+        var tensors: [String: Tensor] = [:]
+        for (name, store) in stores {
+            for (key, t) in store.state(.all) { tensors["param.\(name).\(key)"] = t }
+        }
+        for (key, t) in optimizer.state() { tensors["optim.\(key)"] = t }
+        for (name, g) in generators { tensors["rng.\(name)"] = g.state }
+        var meta = metadata
+        meta["step"] = String(step)
+        try SafeTensors.write(tensors, metadata: meta, to: path)
+    }
+
+    /// Restores a checkpoint into the given stores, optimizer and generators; returns the step and
+    /// the metadata. Every parameter must be present with its shape.
+    public static func load(from path: String, stores: [String: ParameterStore], optimizer: AdamW,
+                            generators: [String: Generator]) throws -> (step: Int, metadata: [String: String]) {
+        let file = try SafeTensorsFile(path: path)
+        guard let stepText = file.metadata["step"], let step = Int(stepText) else {
+            throw NNError.invalidState("\(path): not a training checkpoint (no step in the metadata)")
+        }
+        for (name, store) in stores {
+            try store.load(from: StrippedPrefixSource(file, prefix: "param.\(name)."), selection: .all)
+        }
+        var optim: [String: Tensor] = [:]
+        for key in file.names where key.hasPrefix("optim.") { optim[String(key.dropFirst(6))] = try file.tensor(key) }
+        try optimizer.load(state: optim)
+        for (name, g) in generators {
+            guard file.info("rng.\(name)") != nil else {
+                throw NNError.invalidState("\(path): no state for generator `\(name)`")
+            }
+            try g.setState(try file.tensor("rng.\(name)"))
+        }
+        return (step, file.metadata)
+    }
+}
+
+/// The tensors of `base` whose keys start with `prefix`, with the prefix removed.
+struct StrippedPrefixSource: TensorSource {
+    let base: TensorSource
+    let prefix: String
+
+    init(_ base: TensorSource, prefix: String) {
+        self.base = base
+        self.prefix = prefix
+    }
+
+    var names: [String] { base.names.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
+    func info(_ name: String) -> TensorInfo? { base.info(prefix + name) }
+    func tensor(_ name: String) throws -> Tensor { try base.tensor(prefix + name) }
+    func location(of name: String) -> String { base.location(of: prefix + name) }
+}
+
+/// Appends `step,loss,…` rows to a CSV file (created with a header on first use).
+public struct LossLog {
+    public let path: String
+    public let columns: [String]
+
+    public init(path: String, columns: [String]) {
+        self.path = path
+        self.columns = columns
+    }
+
+    /// Drops rows past `step` (after resuming from an earlier checkpoint), keeping the header.
+    public func truncate(after step: Int) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        guard !lines.isEmpty else { return }
+        let header = lines.removeFirst()
+        let kept = lines.filter { Int($0.split(separator: ",").first ?? "") ?? 0 <= step }
+        try ([header] + kept).joined(separator: "\n").appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    public func append(_ values: [Double], step: Int) throws {
+        let line = ([String(step)] + values.map { String(format: "%.6g", $0) }).joined(separator: ",") + "\n"
+        if !FileManager.default.fileExists(atPath: path) {
+            try (["step"] + columns).joined(separator: ",").appending("\n").write(toFile: path, atomically: true,
+                                                                                  encoding: .utf8)
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw DiffusionError.invalidArgument("cannot append to \(path)")
+        }
+        defer { try? handle.close() }
+        handle.seekToEndOfFile()
+        handle.write(Data(line.utf8))
+    }
+
+    /// The logged rows (step, values).
+    public func rows() -> [(step: Int, values: [Double])] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").dropFirst().compactMap { line in
+            let parts = line.split(separator: ",")
+            guard let step = Int(parts.first ?? "") else { return nil }
+            return (step, parts.dropFirst().compactMap { Double($0) })
+        }
+    }
+}

@@ -55,7 +55,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "Tokenizers", dependencies: ["CZlib"]),
         .executableTarget(name: "tokenizers-bench", dependencies: ["Tokenizers"], path: "Sources/TokenizersBench"),
-        .target(name: "Diffusion", dependencies: ["Torch", "TorchNN"]),
+        .target(name: "Diffusion", dependencies: ["Torch", "TorchNN", "Tokenizers"]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
         .target(
             name: "ShapeWorld",

@@ -37,6 +37,8 @@ public enum ModelFolder {
             }
             tried += [single, index]
         }
+        // As diffusers: a component without files of the requested variant loads its plain weights.
+        if variant != nil, let plain = try? weights(in: folder, variant: nil) { return plain }
         throw DiffusionError.missingFile("no safetensors weights in \(folder) (looked for \(tried.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")))")
     }
 

@@ -53,7 +53,9 @@ extension StableDiffusionPipeline {
     ///     folder's; when nil and the folder's class is not supported, DDIM with the folder's
     ///     noise schedule is used and `usedFallbackScheduler` is set.
     public static func load(folder: String, options: LoadOptions = .init(), scheduler kindOverride: String? = nil,
-                            tokenizer: (String, Int) throws -> PromptTokenizer) throws -> StableDiffusionPipeline {
+                            tokenizer: (String, Int) throws -> PromptTokenizer = PipelineTokenizer.load)
+        throws -> StableDiffusionPipeline
+    {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DiffusionError.missingFile("model folder \(folder)")

@@ -2,40 +2,7 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import ShapeWorld
-import Tokenizers
 import Torch
-
-/// The pipeline's tokenizer adapter: pads and truncates to the text encoder's length, as the SD
-/// pipelines call their tokenizers (`padding="max_length", truncation=True`).
-struct PipelineTokenizer: PromptTokenizer {
-    let base: any Tokenizer
-    let maxLength: Int
-
-    func tokenize(_ text: String) -> (ids: [Int], truncated: Bool) {
-        var options = base.defaultOptions
-        options.maxLength = maxLength
-        options.padToMaxLength = true
-        options.padLength = nil
-        options.padId = base.padTokenId ?? base.eosTokenId ?? 0
-        let encoding = base.encode(text, options: options)
-        return (encoding.ids, encoding.wasTruncated)
-    }
-
-    /// Loads `tokenizer/`: CLIP's BPE (`vocab.json` + `merges.txt`, or a CLIP `tokenizer.json`),
-    /// else any `tokenizer.json` (e.g. the WordLevel tokenizer of the embedded model).
-    static func load(folder: String, maxLength: Int) throws -> PromptTokenizer {
-        let url = URL(fileURLWithPath: folder)
-        let fm = FileManager.default
-        guard fm.fileExists(atPath: folder) else { throw DiffusionError.missingFile("tokenizer folder \(folder)") }
-        let isCLIP = fm.fileExists(atPath: url.appendingPathComponent("merges.txt").path)
-            || (try? String(contentsOf: url.appendingPathComponent("tokenizer_config.json"), encoding: .utf8))?
-                .contains("CLIPTokenizer") == true
-        let tokenizer: any Tokenizer = isCLIP
-            ? try CLIPTokenizer(directory: url)
-            : try PreTrainedTokenizer(tokenizerJSON: url.appendingPathComponent("tokenizer.json"))
-        return PipelineTokenizer(base: tokenizer, maxLength: maxLength)
-    }
-}
 
 /// Where the embedded default model lives: `Models/shapeworld-sd` in the working directory or in the
 /// checkout that holds this executable.
@@ -149,13 +116,13 @@ struct GenerateCommand: ParsableCommand {
         let device = try Device(parsing: self.device)
         try device.validate()
         guard let folder = model ?? defaultModelFolder() else {
-            throw ValidationError("no --model given and the embedded default model (Models/shapeworld-sd) is not "
+            throw CLIError("no --model given and the embedded default model (Models/shapeworld-sd) is not "
                 + "in this checkout yet; pass --model DIR with a diffusers pipeline folder")
         }
         let text = positionalPrompt ?? prompt!
         let pipeline = try StableDiffusionPipeline.load(
             folder: folder, options: LoadOptions(dtype: DType(name: dtype)!, device: device, variant: variant),
-            scheduler: scheduler, tokenizer: PipelineTokenizer.load)
+            scheduler: scheduler)
         if pipeline.usedFallbackScheduler {
             warn("the folder's scheduler is not supported; using DDIM with its noise schedule (pick one with --scheduler)")
         }

@@ -14,3 +14,9 @@ struct PromptLoopCommand: ParsableCommand {
         subcommands: [GenerateCommand.self, ShapeWorldCommand.self, BenchCommand.self]
     )
 }
+
+/// A run-time failure the tool reports as `Error: <message>` (no usage text: the arguments were fine).
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}

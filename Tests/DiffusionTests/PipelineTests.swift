@@ -96,3 +96,41 @@ func sdScheduler() throws -> Scheduler {
         #expect(throws: DiffusionError.self) { try pipe.sample(prompts: ["A"], options: SamplingOptions(steps: 0)) }
     }
 }
+
+// Reference: scripts/fixtures/diffusion_pipeline.py, end_to_end(): diffusers' pipeline loaded from the
+// folder with its tokenizer, 10 steps, guidance 6, seed 7, two images per prompt, `output_type="np"`
+// quantised as diffusers' numpy_to_pil does.
+@Suite struct EndToEndTests {
+    @Test(arguments: ["tiny-sd", "tiny-sdxl"])
+    func folderPipelineReproducesDiffusersImagesWithin2Of255(name: String) throws {
+        let pipe = try StableDiffusionPipeline.load(
+            folder: fixture(name), options: LoadOptions(variant: name == "tiny-sdxl" ? "fp16" : nil))
+        let ref = try SafeTensorsFile(path: fixture("\(name)/pipeline.safetensors"))
+        let options = SamplingOptions(steps: 10, guidance: 6, height: 16, width: 16, seed: 7)
+        for (key, prompt, negative) in [("cli.plain", "w5 w17 W3", nil), ("cli.negative", "w900 w2", "w44")] {
+            let out = try pipe.sample(prompts: [prompt, prompt], negativePrompts: negative.map { [$0, $0] },
+                                      options: options)
+            // [B, 3, H, W] in [0, 1] → [B, H, W, 3] bytes, rounded as the PNG writer does.
+            let bytes = (pipe.decode(out.latents).permute(0, 2, 3, 1) * 255).round().to(.int32)
+            let expected = try ref.tensor(key).to(.int32)
+            #expect(bytes.shape == expected.shape)
+            let worst = (bytes - expected).abs().max().item()
+            #expect(worst <= 2, "\(name) \(key): max pixel difference \(worst)/255")
+        }
+    }
+
+    @Test func missingFoldersAndFilesNameThePath() throws {
+        #expect(throws: DiffusionError.self) { try StableDiffusionPipeline.load(folder: "/nonexistent/model") }
+        let folder = NSTemporaryDirectory() + "promptloop-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try #"{"_class_name": "KandinskyPipeline"}"#.write(toFile: folder + "/model_index.json", atomically: true,
+                                                         encoding: .utf8)
+        do {
+            _ = try StableDiffusionPipeline.load(folder: folder)
+            Issue.record("accepted an unsupported pipeline")
+        } catch let error as DiffusionError {
+            #expect(error.description.contains("_class_name") && error.description.contains("KandinskyPipeline"))
+        }
+    }
+}

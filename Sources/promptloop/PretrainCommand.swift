@@ -14,7 +14,7 @@ struct PretrainCommand: ParsableCommand {
             steps), loss.csv, loss.png and, when done, the model in diffusers layout. Running the same \
             command again resumes from the checkpoint with the same batches and noise.
             """,
-        subcommands: [PretrainVAE.self])
+        subcommands: [PretrainVAE.self, PretrainT2I.self])
 }
 
 /// The miniature's VAE: 64×64×3 ↔ 16×16×4 (two downsamplings), SD's block types.

@@ -49,7 +49,7 @@ public enum DiffusersExport {
         let dir = try folder(root, "text_encoder")
         try writeAtomically(configJSON(config, extra: ["architectures": ["CLIPTextModel"],
                                                         "model_type": "clip_text_model",
-                                                        "torch_dtype": dtype == .float16 ? "float16" : "float32"]),
+                                                        "torch_dtype": "\(dtype)", "dtype": "\(dtype)"]),
                             to: dir + "/config.json")
         try SafeTensors.write(weights(store, dtype: dtype), metadata: ["format": "pt"], to: dir + "/model.safetensors")
     }

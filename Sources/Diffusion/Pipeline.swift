@@ -40,9 +40,14 @@ public struct SamplingOptions: Sendable {
     public var height: Int? = nil
     public var width: Int? = nil
     public var seed: UInt64 = 0
+    /// One seed per row: row i's initial noise is what a one-image run with `rowSeeds[i]` draws, so a
+    /// batch reproduces separate runs (for evaluation). Stochastic schedulers still draw their step
+    /// noise from `seed`.
+    public var rowSeeds: [UInt64]? = nil
 
     public init(steps: Int = 50, guidance: Double = 7.5, guidanceRescale: Double = 0, height: Int? = nil,
-                width: Int? = nil, seed: UInt64 = 0) {
+                width: Int? = nil, seed: UInt64 = 0, rowSeeds: [UInt64]? = nil) {
+        self.rowSeeds = rowSeeds
         self.steps = steps
         self.guidance = guidance
         self.guidanceRescale = guidanceRescale
@@ -169,7 +174,18 @@ public final class StableDiffusionPipeline {
         let generator = try Generator(seed: options.seed)
 
         let shape = [batch, unet.config.inChannels, height / vaeScaleFactor, width / vaeScaleFactor]
-        var latents = (Tensor.randn(shape, generator: generator) * scheduler.initNoiseSigma).to(dtype)
+        let noise: Tensor
+        if let rowSeeds = options.rowSeeds {
+            guard rowSeeds.count == batch else {
+                throw DiffusionError.invalidArgument("\(rowSeeds.count) row seeds for \(batch) prompts")
+            }
+            var rowShape = shape
+            rowShape[0] = 1
+            noise = Tensor.cat(try rowSeeds.map { Tensor.randn(rowShape, generator: try Generator(seed: $0)) }, dim: 0)
+        } else {
+            noise = Tensor.randn(shape, generator: generator)
+        }
+        var latents = (noise * scheduler.initNoiseSigma).to(dtype)
 
         var current = prompts
         if let first = schedule[0] { for (i, p) in first.enumerated() { if let p { current[i] = p } } }

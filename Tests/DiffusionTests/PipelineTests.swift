@@ -134,3 +134,19 @@ func sdScheduler() throws -> Scheduler {
         }
     }
 }
+
+@Suite struct RowSeedTests {
+    @Test func rowSeedsReproduceSeparateRuns() throws {
+        let pipe = try StableDiffusionPipeline.load(folder: fixture("tiny-sd"))
+        let options = SamplingOptions(steps: 3, guidance: 4, height: 16, width: 16, seed: 0)
+        var batched = options
+        batched.rowSeeds = [5, 9]
+        let both = try pipe.sample(prompts: ["w1 w2", "w3"], options: batched).latents
+        var single = options
+        single.seed = 9
+        let alone = try pipe.sample(prompts: ["w3"], options: single).latents
+        #expect(relativeError(both[1].unsqueeze(0), alone) < 1e-5)
+        batched.rowSeeds = [1]
+        #expect(throws: DiffusionError.self) { try pipe.sample(prompts: ["a", "b"], options: batched) }
+    }
+}

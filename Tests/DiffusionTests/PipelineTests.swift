@@ -150,3 +150,19 @@ func sdScheduler() throws -> Scheduler {
         #expect(throws: DiffusionError.self) { try pipe.sample(prompts: ["a", "b"], options: batched) }
     }
 }
+
+@Suite struct ReducedPrecisionTests {
+    @Test(arguments: [DType.bfloat16, .float16])
+    func samplingRunsInReducedPrecision(dtype: DType) throws {
+        let full = try StableDiffusionPipeline.load(folder: fixture("tiny-sd"))
+        let reduced = try StableDiffusionPipeline.load(folder: fixture("tiny-sd"), options: LoadOptions(dtype: dtype))
+        let options = SamplingOptions(steps: 4, guidance: 5, height: 16, width: 16, seed: 3)
+        let a = try full.sample(prompts: ["w1 w2"], options: options).latents
+        let b = try reduced.sample(prompts: ["w1 w2"], options: options).latents
+        #expect(b.dtype == dtype)
+        // Same image up to rounding: reduced precision changes bits, not the picture.
+        #expect(relativeError(b, a) < 0.05, "\(dtype): \(relativeError(b, a))")
+        let image = reduced.decode(b)
+        #expect(image.dtype == .float32 && image.isfinite().all().item() == 1)
+    }
+}

@@ -8,7 +8,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure prompt alignment with ShapeEval.",
-        subcommands: [EvalShapeWorld.self])
+        subcommands: [EvalShapeWorld.self, EvalVAE.self])
 }
 
 /// GenEval-style evaluation of a text-to-image model on a ShapeWorld prompt set: every prompt is

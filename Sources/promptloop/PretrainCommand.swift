@@ -100,15 +100,9 @@ struct PretrainVAE: ParsableCommand {
         let checkpoint = folder + "/checkpoint.safetensors"
         let log = LossLog(path: folder + "/loss.csv", columns: ["loss", "reconstruction", "kl", "lr", "seconds"])
         let signature = "vae steps=\(options.steps) batch=\(options.batch) lr=\(options.lr) seed=\(options.seed)"
-        if FileManager.default.fileExists(atPath: checkpoint) {
-            let meta = try SafeTensorsFile(path: checkpoint).metadata
-            if let saved = meta["run"], saved != signature {
-                throw CLIError("\(checkpoint) was written by `\(saved)`, not `\(signature)`: use the same options "
-                    + "to resume, or another --run folder")
-            }
-            try trainer.resume(from: checkpoint)
-            try log.truncate(after: trainer.step)
-            print("resumed \(folder) at step \(trainer.step)")
+        try resumeRun(checkpoint: checkpoint, signature: signature, log: log) {
+            try trainer.resume(from: $0)
+            return trainer.step
         }
         let start = Date()
         let startStep = trainer.step
@@ -135,6 +129,19 @@ struct PretrainVAE: ParsableCommand {
         try DiffusersExport.writeVAE(trainer.store, config: exported, to: folder)
         print("exported \(folder)/vae (scaling_factor \(exported.scalingFactor))")
     }
+}
+
+/// Resumes a run from its checkpoint when there is one (and drops log rows past it); refuses a
+/// checkpoint written with other options.
+func resumeRun(checkpoint: String, signature: String, log: LossLog, resume: (String) throws -> Int) throws {
+    guard FileManager.default.fileExists(atPath: checkpoint) else { return }
+    if let saved = try SafeTensorsFile(path: checkpoint).metadata["run"], saved != signature {
+        throw CLIError("\(checkpoint) was written by `\(saved)`, not `\(signature)`: use the same options to "
+            + "resume, or another --run folder")
+    }
+    let step = try resume(checkpoint)
+    try log.truncate(after: step)
+    print("resumed \(checkpoint) at step \(step)")
 }
 
 /// `step 120/3000  loss …  1.23 s/step  ETA 1h02m` on one line of standard error.

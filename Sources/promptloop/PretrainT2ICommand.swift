@@ -127,6 +127,9 @@ struct PretrainT2I: ParsableCommand {
 
     @OptionGroup var options: RunOptions
 
+    @Option(help: "Stop (saving, and exporting with --export) at this step; the same command later continues.")
+    var until: Int?
+
     func run() throws {
         if let t = options.threads { Threads.count = t }
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -148,20 +151,15 @@ struct PretrainT2I: ParsableCommand {
         let checkpoint = folder + "/checkpoint.safetensors"
         let log = LossLog(path: folder + "/loss.csv", columns: ["loss", "lr", "seconds"])
         let signature = "t2i steps=\(options.steps) batch=\(options.batch) lr=\(options.lr) seed=\(options.seed)"
-        if FileManager.default.fileExists(atPath: checkpoint) {
-            let meta = try SafeTensorsFile(path: checkpoint).metadata
-            if let saved = meta["run"], saved != signature {
-                throw CLIError("\(checkpoint) was written by `\(saved)`, not `\(signature)`: use the same options "
-                    + "to resume, or another --run folder")
-            }
-            try trainer.resume(from: checkpoint)
-            try log.truncate(after: trainer.step)
-            print("resumed \(folder) at step \(trainer.step)")
+        try resumeRun(checkpoint: checkpoint, signature: signature, log: log) {
+            try trainer.resume(from: $0)
+            return trainer.step
         }
         let latentNoise = try Generator(seed: options.seed &+ 17)
         let start = Date()
         let startStep = trainer.step
-        while trainer.step < options.steps {
+        let stop = Swift.min(until ?? options.steps, options.steps)
+        while trainer.step < stop {
             let stepStart = Date()
             let data = trainingBatch(seed: options.seed &+ 1, step: trainer.step, size: options.batch)
             // Posterior draws seeded by step, so a resumed run encodes exactly as the first would have.
@@ -173,11 +171,11 @@ struct PretrainT2I: ParsableCommand {
             }
             try log.append([loss, schedule.rate(at: trainer.step - 1), Date().timeIntervalSince(stepStart)],
                            step: trainer.step)
-            if trainer.step % options.saveEvery == 0 || trainer.step == options.steps {
+            if trainer.step % options.saveEvery == 0 || trainer.step == stop {
                 try trainer.save(to: checkpoint, metadata: ["run": signature])
                 try writeLossPlot(log: log, to: folder + "/loss.png")
             }
-            reportProgress(step: trainer.step, total: options.steps, since: start, fromStep: startStep,
+            reportProgress(step: trainer.step, total: stop, since: start, fromStep: startStep,
                            text: String(format: "loss %.5f", loss))
         }
         if let export {
@@ -186,11 +184,7 @@ struct PretrainT2I: ParsableCommand {
             // text encoder next to diffusers' float32 UNet would not run in StableDiffusionPipeline.
             try DiffusersExport.writeTextEncoder(trainer.textStore, config: textConfig, to: export)
             try DiffusersExport.writeUNet(trainer.unetStore, config: unetConfig, to: export, dtype: .float16)
-            let vaeStore = try ParameterStore()
-            let copy = try AutoencoderKL(config: vaeModel.config, path: vaeStore.root)
-            _ = copy
-            try vaeStore.load(from: ModelFolder.weights(in: vae))
-            try DiffusersExport.writeVAE(vaeStore, config: vaeModel.config, to: export, dtype: .float16)
+            try DiffusersExport.copyComponent(from: vae, name: "vae", to: export, dtype: .float16)
             try DiffusersExport.writeScheduler(Miniature.scheduler(className: "DDIMScheduler"), to: export)
             let tokenizerOut = export + "/tokenizer"
             try FileManager.default.createDirectory(atPath: tokenizerOut, withIntermediateDirectories: true)

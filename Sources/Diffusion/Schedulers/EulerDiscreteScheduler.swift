@@ -8,6 +8,27 @@ struct SigmaSchedule {
     var timesteps: [Double] = []
     var sigmas: [Double] = []
 
+    /// The configuration fields both Euler schedulers support.
+    static func validate(_ c: SchedulerConfig) throws {
+        try c.validateCommon()
+        if c.useKarrasSigmas { throw c.unsupported("use_karras_sigmas", true) }
+        if c.interpolationType != "linear" { throw c.unsupported("interpolation_type", c.interpolationType) }
+        if let f = c.finalSigmasType, f != "zero" { throw c.unsupported("final_sigmas_type", f) }
+        if c.timestepType != "discrete" { throw c.unsupported("timestep_type", c.timestepType) }
+    }
+
+    static func make(_ c: SchedulerConfig, schedule: NoiseSchedule, checkedCount count: Int) throws -> SigmaSchedule {
+        guard count > 0, count <= c.numTrainTimesteps else {
+            throw DiffusionError.invalidArgument("steps must be in 1...\(c.numTrainTimesteps), got \(count)")
+        }
+        return make(c, schedule: schedule, count: count)
+    }
+
+    /// `sample / √(σ² + 1)` at step `i`.
+    func scaleModelInput(_ sample: Tensor, stepIndex i: Int) -> Tensor {
+        sample / Double(Float((sigmas[i] * sigmas[i] + 1).squareRoot()))
+    }
+
     static func make(_ c: SchedulerConfig, schedule: NoiseSchedule, count: Int) -> SigmaSchedule {
         let train = c.numTrainTimesteps
         let spacing = c.timestepSpacing ?? "linspace"
@@ -53,25 +74,17 @@ public final class EulerDiscreteScheduler: Scheduler {
     var table = SigmaSchedule()
 
     public init(_ config: SchedulerConfig) throws {
-        try config.validateCommon()
-        if config.useKarrasSigmas { throw config.unsupported("use_karras_sigmas", true) }
-        if config.interpolationType != "linear" { throw config.unsupported("interpolation_type", config.interpolationType) }
-        if let f = config.finalSigmasType, f != "zero" { throw config.unsupported("final_sigmas_type", f) }
-        if config.timestepType != "discrete" { throw config.unsupported("timestep_type", config.timestepType) }
+        try SigmaSchedule.validate(config)
         self.config = config
         schedule = NoiseSchedule(config)
     }
 
     public func setTimesteps(_ count: Int) throws {
-        guard count > 0, count <= config.numTrainTimesteps else {
-            throw DiffusionError.invalidArgument("steps must be in 1...\(config.numTrainTimesteps), got \(count)")
-        }
-        table = SigmaSchedule.make(config, schedule: schedule, count: count)
+        table = try SigmaSchedule.make(config, schedule: schedule, checkedCount: count)
     }
 
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
-        let sigma = table.sigmas[stepIndex]
-        return sample / Double(Float((sigma * sigma + 1).squareRoot()))
+        table.scaleModelInput(sample, stepIndex: stepIndex)
     }
 
     public func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, generator: Generator?) -> SchedulerStep {
@@ -93,21 +106,17 @@ public final class EulerAncestralDiscreteScheduler: Scheduler {
     var table = SigmaSchedule()
 
     public init(_ config: SchedulerConfig) throws {
-        try config.validateCommon()
+        try SigmaSchedule.validate(config)
         self.config = config
         schedule = NoiseSchedule(config)
     }
 
     public func setTimesteps(_ count: Int) throws {
-        guard count > 0, count <= config.numTrainTimesteps else {
-            throw DiffusionError.invalidArgument("steps must be in 1...\(config.numTrainTimesteps), got \(count)")
-        }
-        table = SigmaSchedule.make(config, schedule: schedule, count: count)
+        table = try SigmaSchedule.make(config, schedule: schedule, checkedCount: count)
     }
 
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
-        let sigma = table.sigmas[stepIndex]
-        return sample / Double(Float((sigma * sigma + 1).squareRoot()))
+        table.scaleModelInput(sample, stepIndex: stepIndex)
     }
 
     public func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, generator: Generator?) -> SchedulerStep {

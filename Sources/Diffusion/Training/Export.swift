@@ -54,6 +54,22 @@ public enum DiffusersExport {
         try SafeTensors.write(weights(store, dtype: dtype), metadata: ["format": "pt"], to: dir + "/model.safetensors")
     }
 
+    /// Copies a diffusers component folder (`config.json` and its single safetensors file) into
+    /// `root/name`, converting floating-point weights to `dtype`.
+    public static func copyComponent(from source: String, name: String, to root: String, dtype: DType) throws {
+        let dir = try folder(root, name)
+        let weights = try ModelFolder.weights(in: source)
+        var tensors: [String: Tensor] = [:]
+        for key in weights.names {
+            let t = try weights.tensor(key)
+            tensors[key] = t.dtype.isFloatingPoint ? t.to(dtype) : t
+        }
+        let file = weights.location(of: weights.names.first ?? "")
+        try SafeTensors.write(tensors, metadata: ["format": "pt"],
+                              to: dir + "/" + (file as NSString).lastPathComponent)
+        try writeAtomically(Data(contentsOf: URL(fileURLWithPath: source + "/config.json")), to: dir + "/config.json")
+    }
+
     public static func writeScheduler(_ config: SchedulerConfig, to root: String) throws {
         let dir = try folder(root, "scheduler")
         try writeAtomically(configJSON(config, extra: ["_diffusers_version": "0.42.1"]),

@@ -88,7 +88,8 @@ struct PretrainVAE: ParsableCommand {
 
     @OptionGroup var options: RunOptions
 
-    static let defaultSteps = 3000
+    @Option(help: "Also write the finished VAE as DIR/vae with float16 weights (the shipped model's folder).")
+    var export: String?
 
     func run() throws {
         if let t = options.threads { Threads.count = t }
@@ -128,6 +129,11 @@ struct PretrainVAE: ParsableCommand {
         exported.scalingFactor = (1 / trainer.latentStd(probe) * 1e5).rounded() / 1e5
         try DiffusersExport.writeVAE(trainer.store, config: exported, to: folder)
         print("exported \(folder)/vae (scaling_factor \(exported.scalingFactor))")
+        if let export {
+            try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
+            try DiffusersExport.copyComponent(from: folder + "/vae", name: "vae", to: export, dtype: .float16)
+            print("exported \(export)/vae (float16)")
+        }
     }
 }
 

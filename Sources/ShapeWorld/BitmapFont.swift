@@ -1,6 +1,6 @@
 // A tiny built-in 3×5 bitmap font for contact-sheet captions (upper-case glyphs for all letters).
 
-enum BitmapFont {
+public enum BitmapFont {
     static let glyphWidth = 3
     static let glyphHeight = 5
 
@@ -34,7 +34,7 @@ enum BitmapFont {
     }()
 
     /// Draws `text` with its top-left corner at (`x`, `y`), `scale` pixels per font pixel.
-    static func draw(
+    public static func draw(
         _ text: String, into image: inout RGBImage, x: Int, y: Int, color: RGB, scale: Int = 1
     ) {
         var cx = x

@@ -123,6 +123,7 @@ struct PretrainVAE: ParsableCommand {
             reportProgress(step: trainer.step, total: options.steps, since: start, fromStep: startStep,
                            text: String(format: "loss %.5f (recon %.5f, kl %.3f)", r.loss, r.reconstruction, r.kl))
         }
+        try writeLossPlot(log: log, to: folder + "/loss.png")
         // scaling_factor = 1 / std of the latents, as SD chose 0.18215; measured on a fixed batch.
         let probe = trainingBatch(seed: 0xC0FFEE, step: 0, size: 64).images
         var exported = config
@@ -191,5 +192,13 @@ func writeLossPlot(log: LossLog, to path: String) throws {
         put(x, y, (0.1, 0.3, 0.9))
         put(x, y + 1, (0.1, 0.3, 0.9))
     }
+    let ink = RGB(0.2, 0.2, 0.2)
+    BitmapFont.draw(String(format: "loss (log scale) %.3g", Foundation.pow(10, hi)), into: &image, x: margin + 4,
+                    y: 4, color: ink)
+    BitmapFont.draw(String(format: "%.3g", Foundation.pow(10, lo)), into: &image, x: margin + 4, y: h - margin - 10,
+                    color: ink)
+    BitmapFont.draw("step \(rows.first!.step)", into: &image, x: margin, y: h - margin + 6, color: ink)
+    let last = "step \(rows.last!.step)"
+    BitmapFont.draw(last, into: &image, x: w - margin - last.count * 6, y: h - margin + 6, color: ink)
     try PNG.write(image, to: path)
 }

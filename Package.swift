@@ -56,6 +56,7 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["CZlib"]),
         .executableTarget(name: "tokenizers-bench", dependencies: ["Tokenizers"], path: "Sources/TokenizersBench"),
         .target(name: "Diffusion", dependencies: ["Torch", "TorchNN", "Tokenizers"]),
+        .target(name: "VisionLanguage", dependencies: ["Torch", "TorchNN", "Tokenizers"]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
         .target(
             name: "ShapeWorld",
@@ -75,6 +76,7 @@ let package = Package(
         .testTarget(name: "TorchNNTests", dependencies: ["TorchNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], exclude: ["Fixtures"]),
         .testTarget(name: "ShapeWorldTests", dependencies: ["ShapeWorld"]),
+        .testTarget(name: "VisionLanguageTests", dependencies: ["VisionLanguage"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6],

@@ -1,0 +1,48 @@
+import Foundation
+import Torch
+import TorchNN
+
+/// A tensor source with some keys hidden (checkpoint entries the model does not have).
+struct FilteredSource: TensorSource {
+    let base: TensorSource
+    let hidden: Set<String>
+
+    var names: [String] { base.names.filter { !hidden.contains($0) } }
+    func info(_ name: String) -> TensorInfo? { hidden.contains(name) ? nil : base.info(name) }
+    func tensor(_ name: String) throws -> Tensor { try base.tensor(name) }
+    func location(of name: String) -> String { base.location(of: name) }
+}
+
+/// The safetensors weights of a transformers folder (`model.safetensors` or a sharded index).
+func folderWeights(_ folder: String) throws -> TensorSource {
+    let fm = FileManager.default
+    for name in ["model.safetensors", "model.safetensors.index.json"] {
+        let path = (folder as NSString).appendingPathComponent(name)
+        if fm.fileExists(atPath: path) { return try openSafeTensors(path: path) }
+    }
+    throw VisionLanguageError.missingFile("no model.safetensors (or index) in \(folder)")
+}
+
+func decodeConfig<T: Decodable>(_ type: T.Type, folder: String) throws -> (T, String) {
+    let path = (folder as NSString).appendingPathComponent("config.json")
+    guard FileManager.default.fileExists(atPath: path) else { throw VisionLanguageError.missingFile(path) }
+    do {
+        return (try JSONDecoder().decode(T.self, from: Data(contentsOf: URL(fileURLWithPath: path))), path)
+    } catch {
+        throw VisionLanguageError.badConfig(file: path, message: "\(error)")
+    }
+}
+
+extension CausalLM {
+    /// Loads a transformers Llama / Qwen2 folder (config and weights, strictly); the parameters are
+    /// frozen (LoRA adapters are added on top).
+    public static func load(folder: String, dtype: DType = .float32, device: Device = .cpu) throws -> CausalLM {
+        let (config, path) = try decodeConfig(CausalLMConfig.self, folder: folder)
+        try config.validate(file: path)
+        let store = try ParameterStore(device: device, dtype: dtype)
+        let model = try CausalLM(config: config, path: store.root)
+        store.freeze()
+        try store.load(from: FilteredSource(base: try folderWeights(folder), hidden: model.ignoredKeys))
+        return model
+    }
+}

@@ -1,0 +1,285 @@
+// Mirrors transformers LlamaForCausalLM and Qwen2ForCausalLM (transformers 5.24.0): RMSNorm, rotary
+// position embeddings (rotate-half form), grouped-query attention, SwiGLU MLP, tied embeddings.
+import Foundation
+import Torch
+import TorchNN
+
+/// `config.json` of a Llama-family (Llama, SmolLM2) or Qwen2-family decoder.
+public struct CausalLMConfig: Codable, Sendable {
+    public var modelType = "llama"
+    public var vocabSize = 32000
+    public var hiddenSize = 4096
+    public var intermediateSize = 11008
+    public var numHiddenLayers = 32
+    public var numAttentionHeads = 32
+    public var numKeyValueHeads: Int? = nil
+    public var headDim: Int? = nil
+    public var hiddenAct = "silu"
+    public var maxPositionEmbeddings = 2048
+    public var rmsNormEps = 1e-6
+    public var ropeTheta: Double? = nil
+    public var ropeParameters: RopeParameters? = nil
+    public var ropeScaling: RopeParameters? = nil
+    public var tieWordEmbeddings = false
+    public var attentionBias: Bool? = nil
+    public var mlpBias = false
+    public var bosTokenId: Int? = nil
+    public var eosTokenId: OneOrManyInt? = nil
+    public var padTokenId: Int? = nil
+    public var useSlidingWindow = false
+
+    /// `rope_parameters` (transformers 5) / `rope_scaling` (older files).
+    public struct RopeParameters: Codable, Sendable {
+        public var ropeTheta: Double?
+        public var ropeType: String?
+        public var type: String?
+
+        enum CodingKeys: String, CodingKey {
+            case ropeTheta = "rope_theta", ropeType = "rope_type", type
+        }
+    }
+
+    /// An id or a list of ids (`eos_token_id` may be either).
+    public enum OneOrManyInt: Codable, Sendable, Equatable {
+        case one(Int), many([Int])
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let v = try? c.decode(Int.self) { self = .one(v) } else { self = .many(try c.decode([Int].self)) }
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .one(let v): try c.encode(v)
+            case .many(let v): try c.encode(v)
+            }
+        }
+
+        public var all: [Int] {
+            switch self {
+            case .one(let v): return [v]
+            case .many(let v): return v
+            }
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case modelType = "model_type", vocabSize = "vocab_size", hiddenSize = "hidden_size"
+        case intermediateSize = "intermediate_size", numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads", numKeyValueHeads = "num_key_value_heads"
+        case headDim = "head_dim", hiddenAct = "hidden_act", maxPositionEmbeddings = "max_position_embeddings"
+        case rmsNormEps = "rms_norm_eps", ropeTheta = "rope_theta", ropeParameters = "rope_parameters"
+        case ropeScaling = "rope_scaling", tieWordEmbeddings = "tie_word_embeddings"
+        case attentionBias = "attention_bias", mlpBias = "mlp_bias", bosTokenId = "bos_token_id"
+        case eosTokenId = "eos_token_id", padTokenId = "pad_token_id", useSlidingWindow = "use_sliding_window"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = CausalLMConfig()
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? d.modelType
+        vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? d.vocabSize
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? d.hiddenSize
+        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? d.intermediateSize
+        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? d.numHiddenLayers
+        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? d.numAttentionHeads
+        numKeyValueHeads = try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads)
+        headDim = try c.decodeIfPresent(Int.self, forKey: .headDim)
+        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? d.hiddenAct
+        maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? d.maxPositionEmbeddings
+        rmsNormEps = try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? d.rmsNormEps
+        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
+        ropeParameters = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
+        ropeScaling = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling)
+        tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings)
+            ?? (modelType == "qwen2" ? false : d.tieWordEmbeddings)
+        attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias)
+        mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? d.mlpBias
+        bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId)
+        eosTokenId = try c.decodeIfPresent(OneOrManyInt.self, forKey: .eosTokenId)
+        padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId)
+        useSlidingWindow = try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? d.useSlidingWindow
+    }
+
+    public var kvHeads: Int { numKeyValueHeads ?? numAttentionHeads }
+    public var headDimension: Int { headDim ?? hiddenSize / numAttentionHeads }
+    /// Qwen2 has biases on q, k and v; Llama only when `attention_bias` says so.
+    public var qkvBias: Bool { attentionBias ?? (modelType == "qwen2") }
+    public var theta: Double { ropeParameters?.ropeTheta ?? ropeTheta ?? 10000 }
+
+    public func validate(file: String = "config.json") throws {
+        guard ["llama", "qwen2", "mistral"].contains(modelType) else {
+            throw VisionLanguageError.unsupported(file: file, field: "model_type", value: modelType)
+        }
+        guard hiddenAct == "silu" else { throw VisionLanguageError.unsupported(file: file, field: "hidden_act", value: hiddenAct) }
+        for p in [ropeParameters, ropeScaling].compactMap({ $0 }) {
+            let kind = p.ropeType ?? p.type ?? "default"
+            guard kind == "default" else {
+                throw VisionLanguageError.unsupported(file: file, field: "rope_type", value: kind)
+            }
+        }
+        if useSlidingWindow { throw VisionLanguageError.unsupported(file: file, field: "use_sliding_window", value: "true") }
+        guard numAttentionHeads > 0, numAttentionHeads % kvHeads == 0, headDimension % 2 == 0 else {
+            throw VisionLanguageError.badConfig(file: file, message:
+                "\(numAttentionHeads) heads are not a multiple of \(kvHeads) key/value heads, or the head dimension is odd")
+        }
+    }
+}
+
+/// Keys and values of earlier positions, one pair per layer: `[B, Hkv, S, D]`.
+public final class KVCache {
+    public var keys: [Tensor?]
+    public var values: [Tensor?]
+
+    public init(layers: Int) {
+        keys = Array(repeating: nil, count: layers)
+        values = Array(repeating: nil, count: layers)
+    }
+
+    /// Cached positions.
+    public var length: Int { keys.first??.size(2) ?? 0 }
+}
+
+final class DecoderLayer {
+    let inputLayernorm: RMSNorm
+    let qProj: Linear
+    let kProj: Linear
+    let vProj: Linear
+    let oProj: Linear
+    let postAttentionLayernorm: RMSNorm
+    let gateProj: Linear
+    let upProj: Linear
+    let downProj: Linear
+    let heads: Int
+    let kvHeads: Int
+    let headDim: Int
+
+    init(_ p: ParameterPath, _ c: CausalLMConfig) {
+        let d = c.headDimension
+        inputLayernorm = RMSNorm(p / "input_layernorm", c.hiddenSize, eps: c.rmsNormEps)
+        let a = p / "self_attn"
+        qProj = Linear(a / "q_proj", c.hiddenSize, c.numAttentionHeads * d, bias: c.qkvBias)
+        kProj = Linear(a / "k_proj", c.hiddenSize, c.kvHeads * d, bias: c.qkvBias)
+        vProj = Linear(a / "v_proj", c.hiddenSize, c.kvHeads * d, bias: c.qkvBias)
+        oProj = Linear(a / "o_proj", c.numAttentionHeads * d, c.hiddenSize, bias: false)
+        postAttentionLayernorm = RMSNorm(p / "post_attention_layernorm", c.hiddenSize, eps: c.rmsNormEps)
+        let m = p / "mlp"
+        gateProj = Linear(m / "gate_proj", c.hiddenSize, c.intermediateSize, bias: c.mlpBias)
+        upProj = Linear(m / "up_proj", c.hiddenSize, c.intermediateSize, bias: c.mlpBias)
+        downProj = Linear(m / "down_proj", c.intermediateSize, c.hiddenSize, bias: c.mlpBias)
+        heads = c.numAttentionHeads
+        kvHeads = c.kvHeads
+        headDim = d
+    }
+
+    func callAsFunction(_ x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, cache: KVCache?, layer: Int) -> Tensor {
+        let (b, l) = (x.size(0), x.size(1))
+        let h = inputLayernorm(x)
+        var q = qProj(h).reshape([b, l, heads, headDim]).transpose(1, 2)
+        var k = kProj(h).reshape([b, l, kvHeads, headDim]).transpose(1, 2)
+        var v = vProj(h).reshape([b, l, kvHeads, headDim]).transpose(1, 2)
+        q = applyRotary(q, cos: cos, sin: sin)
+        k = applyRotary(k, cos: cos, sin: sin)
+        if let cache {
+            if let pk = cache.keys[layer], let pv = cache.values[layer] {
+                k = Tensor.cat([pk, k], dim: 2)
+                v = Tensor.cat([pv, v], dim: 2)
+            }
+            cache.keys[layer] = k
+            cache.values[layer] = v
+        }
+        if kvHeads != heads {
+            let n = heads / kvHeads
+            let s = k.size(2)
+            k = k.unsqueeze(2).expand([b, kvHeads, n, s, headDim]).reshape([b, heads, s, headDim])
+            v = v.unsqueeze(2).expand([b, kvHeads, n, s, headDim]).reshape([b, heads, s, headDim])
+        }
+        let attn = scaledDotProductAttention(query: q, key: k, value: v, mask: mask)
+        let y = x + oProj(attn.transpose(1, 2).reshape([b, l, heads * headDim]))
+        let z = postAttentionLayernorm(y)
+        return y + downProj(gateProj(z).silu() * upProj(z))
+    }
+}
+
+/// `q·cos + rotate_half(q)·sin` with `rotate_half(x) = [−x₂, x₁]` (x split in halves on the last dim).
+func applyRotary(_ x: Tensor, cos: Tensor, sin: Tensor) -> Tensor {
+    let halves = x.chunk(2, dim: -1)
+    let rotated = Tensor.cat([-halves[1], halves[0]], dim: -1)
+    return x * cos + rotated * sin
+}
+
+/// A Llama- or Qwen2-family causal language model with transformers' keys (`model.layers.N.…`,
+/// `lm_head` unless tied).
+public final class CausalLM {
+    public let config: CausalLMConfig
+    let embedTokens: Embedding
+    let layers: [DecoderLayer]
+    let norm: RMSNorm
+    let lmHead: Linear?
+    let invFreq: Tensor
+
+    public init(config: CausalLMConfig, path p: ParameterPath) throws {
+        try config.validate()
+        self.config = config
+        let m = p / "model"
+        embedTokens = Embedding(m / "embed_tokens", count: config.vocabSize, dim: config.hiddenSize)
+        layers = (0..<config.numHiddenLayers).map { DecoderLayer(m / "layers" / $0, config) }
+        norm = RMSNorm(m / "norm", config.hiddenSize, eps: config.rmsNormEps)
+        lmHead = config.tieWordEmbeddings ? nil : Linear(p / "lm_head", config.hiddenSize, config.vocabSize, bias: false)
+        // inv_freq = 1 / θ^(2i/d), float32 as transformers computes it (int64 arange → float).
+        let d = config.headDimension
+        invFreq = 1.0 / Tensor.full([d / 2], config.theta, dtype: .float32)
+            .pow(Tensor.arange(0, Double(d), step: 2, dtype: .int64).to(.float32) / Double(d))
+    }
+
+    /// Token embeddings `[B, L, H]` of `ids` (for splicing in image features).
+    public func embed(_ ids: Tensor) -> Tensor { embedTokens(ids) }
+
+    /// Logits `[B, L, V]` for input embeddings at `positions` `[B, L]`.
+    ///
+    /// `attentionMask` `[B, S]` (1 = token, 0 = padding) covers the cached and the new positions;
+    /// attention is causal on top of it.
+    public func forward(embeddings: Tensor, positions: Tensor, attentionMask: Tensor?, cache: KVCache? = nil) -> Tensor {
+        let (b, l) = (embeddings.size(0), embeddings.size(1))
+        let past = cache?.length ?? 0
+        let s = past + l
+        // Rotary tables for these positions: [B, 1, L, D].
+        let freqs = positions.to(.float32).unsqueeze(-1) * invFreq.to(embeddings.device).reshape([1, 1, -1])
+        let emb = Tensor.cat([freqs, freqs], dim: -1)
+        let cos = emb.cos().to(embeddings.dtype).unsqueeze(1)
+        let sin = emb.sin().to(embeddings.dtype).unsqueeze(1)
+        // Causal over absolute cache positions, and padding.
+        let query = Tensor.arange(Double(past), Double(s), device: embeddings.device).reshape([l, 1])
+        let key = Tensor.arange(0, Double(s), device: embeddings.device).reshape([1, s])
+        var mask = (key .<= query).reshape([1, 1, l, s])
+        if let attentionMask {
+            mask = mask.logicalAnd(attentionMask.to(.bool).reshape([b, 1, 1, s]))
+            // A left-padding query row sees no key at all; let it see every key instead (its output is
+            // ignored) so that no NaN enters the values later rows attend to — as transformers does.
+            mask = mask.logicalOr(mask.any(dims: [-1], keepDim: true).logicalNot())
+        }
+        var h = embeddings
+        for (i, layer) in layers.enumerated() {
+            h = layer(h, cos: cos, sin: sin, mask: mask, cache: cache, layer: i)
+        }
+        h = norm(h)
+        return lmHead.map { $0(h) } ?? h.linear(embedTokens.weight)
+    }
+
+    /// Logits for token ids, positions 0… (no padding).
+    public func callAsFunction(_ ids: Tensor) -> Tensor {
+        let (b, l) = (ids.size(0), ids.size(1))
+        let positions = Tensor.arange(0, Double(l), device: ids.device).reshape([1, l]).expand([b, l])
+        return forward(embeddings: embed(ids), positions: positions, attentionMask: nil)
+    }
+
+    /// Keys of old checkpoints that the model does not have (rotary tables; a tied `lm_head`).
+    public var ignoredKeys: Set<String> {
+        var keys = Set((0..<config.numHiddenLayers).map { "model.layers.\($0).self_attn.rotary_emb.inv_freq" })
+        if config.tieWordEmbeddings { keys.insert("lm_head.weight") }
+        return keys
+    }
+}

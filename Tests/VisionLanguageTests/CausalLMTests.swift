@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+import Torch
+import TorchNN
+@testable import VisionLanguage
+
+func fixture(_ path: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(path)").path
+}
+
+func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
+    let scale = Swift.max(1e-12, b.to(.float64).abs().max().item())
+    return (a.to(.float64) - b.to(.float64)).abs().max().item() / scale
+}
+
+// References: scripts/fixtures/causal_lm.py (transformers 5.24.0): logits = model(ids).logits and
+// model.generate(left-padded prompts, do_sample=False, max_new_tokens=8).
+@Suite struct CausalLMParityTests {
+    @Test(arguments: ["tiny-llama", "tiny-qwen2"])
+    func logitsAndGreedyGenerationMatchTransformers(name: String) throws {
+        let model = try CausalLM.load(folder: fixture(name))
+        let ref = try SafeTensorsFile(path: fixture("\(name)/reference.safetensors"))
+        let logits = withNoGrad { model(try! ref.tensor("ids")) }
+        #expect(relativeError(logits, try ref.tensor("logits")) < 1e-4)
+        let out = try model.generate(prompts: [[1, 17, 42], [1, 5, 9, 33, 61, 70]],
+                                     config: SamplingConfig(greedy: true, maxNewTokens: 8), padId: 0)
+        let expected = try ref.tensor("generated").toArray(Int64.self).map { Int($0) }
+        #expect(out.tokens[0] == Array(expected[0..<8]))
+        #expect(out.tokens[1] == Array(expected[8..<16]))
+    }
+}
+
+@Suite struct LogProbTests {
+    func randomModel(seed: UInt64) throws -> CausalLM {
+        var c = CausalLMConfig()
+        (c.vocabSize, c.hiddenSize, c.intermediateSize, c.numHiddenLayers, c.numAttentionHeads) = (50, 32, 40, 2, 4)
+        c.numKeyValueHeads = 2
+        c.modelType = "qwen2"
+        let store = try ParameterStore(seed: seed)
+        let model = try CausalLM(config: c, path: store.root)
+        withNoGrad { for p in store.parameters where p.tensor.rank == 2 { p.tensor.mul_(6) } }
+        return model
+    }
+
+    @Test func scoringReproducesTheLogProbsOfBatchedCachedSampling() throws {
+        let model = try randomModel(seed: 4)
+        let prompts = [[1, 7, 8], [1, 3, 9, 12, 40, 41, 2], [5]]
+        let out = try model.generate(prompts: prompts, config: SamplingConfig(temperature: 0.7, topK: 20, topP: 0.9,
+                                                                               maxNewTokens: 6, stopTokens: [2],
+                                                                               seed: 11), padId: 0)
+        for (r, prompt) in prompts.enumerated() {
+            // One sequence at a time, unpadded, no KV cache.
+            let (lp, mask) = try model.tokenLogProbs(contexts: [prompt], completions: [out.tokens[r]], padId: 0,
+                                                     temperature: 0.7)
+            #expect(mask.sum().item() == Double(out.tokens[r].count))
+            let scored = lp.toArray(Double.self)
+            for (a, b) in zip(scored, out.logProbs[r]) { #expect(abs(a - b) < 1e-5, "row \(r): \(a) vs \(b)") }
+            // The on-policy ratio exp(new − old) is 1.
+            let ratio = (lp - Tensor(out.logProbs[r]).to(.float32)).exp()
+            #expect(abs(ratio.max().item() - 1) < 1e-5 && abs(ratio.min().item() - 1) < 1e-5)
+        }
+        // Batched scoring with padding gives the same numbers.
+        let (batched, _) = try model.tokenLogProbs(contexts: prompts, completions: out.tokens, padId: 0, temperature: 0.7)
+        for r in prompts.indices {
+            let row = batched[r].toArray(Double.self).prefix(out.tokens[r].count)
+            for (a, b) in zip(row, out.logProbs[r]) { #expect(abs(a - b) < 1e-5) }
+        }
+    }
+
+    @Test func scoringHasGradientsAndSamplingIsSeeded() throws {
+        let model = try randomModel(seed: 5)
+        let config = SamplingConfig(temperature: 1.3, maxNewTokens: 5, seed: 3)
+        let a = try model.generate(prompts: [[1, 2, 3]], config: config, padId: 0)
+        let b = try model.generate(prompts: [[1, 2, 3]], config: config, padId: 0)
+        #expect(a.tokens == b.tokens && a.logProbs == b.logProbs)
+        let weight = model.embedTokens.weight.requiringGrad()
+        let (lp, _) = try model.tokenLogProbs(contexts: [[1, 2, 3]], completions: [a.tokens[0]], padId: 0)
+        lp.sum().backward()
+        #expect(try #require(weight.grad).abs().sum().item() > 0)
+        #expect(throws: VisionLanguageError.self) {
+            try model.generate(prompts: [[1]], config: SamplingConfig(temperature: 0), padId: 0)
+        }
+        #expect(throws: VisionLanguageError.self) { try model.generate(prompts: [[]], config: config, padId: 0) }
+    }
+}

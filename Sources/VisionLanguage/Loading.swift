@@ -36,12 +36,13 @@ func decodeConfig<T: Decodable>(_ type: T.Type, folder: String) throws -> (T, St
 extension CausalLM {
     /// Loads a transformers Llama / Qwen2 folder (config and weights, strictly); the parameters are
     /// frozen (LoRA adapters are added on top).
-    public static func load(folder: String, dtype: DType = .float32, device: Device = .cpu) throws -> CausalLM {
+    public static func load(folder: String, dtype: DType = .float32, device: Device = .cpu, lora: LoRASettings? = nil,
+                            seed: UInt64 = 0) throws -> CausalLM {
         let (config, path) = try decodeConfig(CausalLMConfig.self, folder: folder)
         try config.validate(file: path)
-        let store = try ParameterStore(device: device, dtype: dtype)
-        let model = try CausalLM(config: config, path: store.root)
-        store.freeze()
+        let store = try ParameterStore(device: device, dtype: dtype, seed: seed)
+        let model = try CausalLM(config: config, path: store.root, lora: lora)
+        store.freeze(adapters: false)
         try store.load(from: FilteredSource(base: try folderWeights(folder), hidden: model.ignoredKeys))
         return model
     }

@@ -83,3 +83,53 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
         #expect(throws: VisionLanguageError.self) { try model.generate(prompts: [[]], config: config, padId: 0) }
     }
 }
+
+// Reference: scripts/fixtures/peft_lora.py — PEFT 0.21.2 LoraConfig(r=4, lora_alpha=8, targets q_proj,
+// v_proj, gate_proj, init_lora_weights=False) on the tiny Llama; logits with and without the adapter.
+@Suite struct PEFTAdapterTests {
+    let settings = LoRASettings(rank: 4, alpha: 8, targets: ["q_proj", "v_proj", "gate_proj"])
+
+    @Test func loadsPEFTAdaptersAndDisablesThemForTheReferencePolicy() throws {
+        let model = try CausalLM.load(folder: fixture("tiny-llama"), lora: settings)
+        let ref = try SafeTensorsFile(path: fixture("tiny-llama-lora/reference.safetensors"))
+        let ids = try ref.tensor("ids")
+        // Fresh adapters (B = 0) change nothing.
+        #expect(relativeError(withNoGrad { model(ids) }, try ref.tensor("plain")) < 1e-4)
+        try model.loadAdapter(from: fixture("tiny-llama-lora"))
+        #expect(relativeError(withNoGrad { model(ids) }, try ref.tensor("adapted")) < 1e-4)
+        let reference = withNoGrad { model.withAdaptersDisabled { model(ids) } }
+        #expect(relativeError(reference, try ref.tensor("plain")) < 1e-4)
+        #expect(model.adaptersEnabled)
+        // Only the adapters train.
+        #expect(model.store.parameters.filter(\.trainable).allSatisfy { $0.isAdapter })
+        #expect(model.store.parameters.filter(\.trainable).count == 2 * 3 * model.config.numHiddenLayers)
+    }
+
+    @Test func savedAdaptersHavePEFTsLayoutAndLoadBack() throws {
+        let model = try CausalLM.load(folder: fixture("tiny-llama"), lora: settings)
+        try model.loadAdapter(from: fixture("tiny-llama-lora"))
+        let keep = ProcessInfo.processInfo.environment["PROMPTLOOP_KEEP_PEFT_EXPORT"] == "1"
+        let folder = NSTemporaryDirectory() + (keep ? "promptloop-peft-export" : "promptloop-peft-\(UUID().uuidString)")
+        defer { if !keep { try? FileManager.default.removeItem(atPath: folder) } }
+        try model.saveAdapter(to: folder)
+        let ours = try SafeTensorsFile(path: folder + "/adapter_model.safetensors")
+        let theirs = try SafeTensorsFile(path: fixture("tiny-llama-lora/adapter_model.safetensors"))
+        #expect(ours.names == theirs.names)
+        for name in theirs.names { #expect(try ours.tensor(name).equal(try theirs.tensor(name)), "\(name)") }
+        let config = try JSONDecoder().decode(PEFTLoRAConfig.self,
+                                              from: Data(contentsOf: URL(fileURLWithPath: folder + "/adapter_config.json")))
+        #expect(config == settings.peftConfig)
+        let ids = try SafeTensorsFile(path: fixture("tiny-llama-lora/reference.safetensors")).tensor("ids")
+        if keep {
+            try SafeTensors.write(["ids": ids, "logits": withNoGrad { model(ids) }],
+                                  to: folder + "/promptloop_logits.safetensors")
+        }
+        let again = try CausalLM.load(folder: fixture("tiny-llama"), lora: settings, seed: 9)
+        try again.loadAdapter(from: folder)
+        #expect(withNoGrad { again(ids).equal(model(ids)) })
+        // An adapter for other settings is refused with a message that says why.
+        let other = try CausalLM.load(folder: fixture("tiny-llama"), lora: LoRASettings(rank: 8, alpha: 8,
+                                                                                          targets: ["q_proj"]))
+        #expect(throws: NNError.self) { try other.loadAdapter(from: folder) }
+    }
+}

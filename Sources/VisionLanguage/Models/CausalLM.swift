@@ -143,33 +143,77 @@ public final class KVCache {
     public var length: Int { keys.first??.size(2) ?? 0 }
 }
 
+/// LoRA adapters to add to a decoder: rank, alpha, dropout and the projections they wrap
+/// (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`, `down_proj`).
+public struct LoRASettings: Sendable, Equatable {
+    public var rank: Int
+    public var alpha: Double
+    public var dropout: Double
+    public var targets: Set<String>
+    public var useRSLoRA: Bool
+
+    public static let projections: Set<String> = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                  "down_proj"]
+
+    public init(rank: Int, alpha: Double, dropout: Double = 0, targets: Set<String>, useRSLoRA: Bool = false) {
+        self.rank = rank
+        self.alpha = alpha
+        self.dropout = dropout
+        self.targets = targets
+        self.useRSLoRA = useRSLoRA
+    }
+
+    /// The matching PEFT `adapter_config.json`.
+    public var peftConfig: PEFTLoRAConfig {
+        PEFTLoRAConfig(r: rank, loraAlpha: alpha, loraDropout: dropout, targetModules: Array(targets),
+                       useRslora: useRSLoRA)
+    }
+}
+
+/// Builds a projection: a `LoRALinear` when `name` is an adapter target, else a `Linear`.
+func projection(_ p: ParameterPath, _ name: String, _ inFeatures: Int, _ outFeatures: Int, bias: Bool,
+                lora: LoRASettings?, adapters: inout [LoRALinear]) -> UnaryModule {
+    if let lora, lora.targets.contains(name) {
+        let layer = LoRALinear(p / name, inFeatures, outFeatures, bias: bias, rank: lora.rank, alpha: lora.alpha,
+                               dropout: lora.dropout, useRSLoRA: lora.useRSLoRA)
+        adapters.append(layer)
+        return layer
+    }
+    return Linear(p / name, inFeatures, outFeatures, bias: bias)
+}
+
 final class DecoderLayer {
     let inputLayernorm: RMSNorm
-    let qProj: Linear
-    let kProj: Linear
-    let vProj: Linear
-    let oProj: Linear
+    let qProj: UnaryModule
+    let kProj: UnaryModule
+    let vProj: UnaryModule
+    let oProj: UnaryModule
     let postAttentionLayernorm: RMSNorm
-    let gateProj: Linear
-    let upProj: Linear
-    let downProj: Linear
+    let gateProj: UnaryModule
+    let upProj: UnaryModule
+    let downProj: UnaryModule
     let heads: Int
     let kvHeads: Int
     let headDim: Int
 
-    init(_ p: ParameterPath, _ c: CausalLMConfig) {
+    init(_ p: ParameterPath, _ c: CausalLMConfig, lora: LoRASettings?, adapters: inout [LoRALinear]) {
         let d = c.headDimension
         inputLayernorm = RMSNorm(p / "input_layernorm", c.hiddenSize, eps: c.rmsNormEps)
         let a = p / "self_attn"
-        qProj = Linear(a / "q_proj", c.hiddenSize, c.numAttentionHeads * d, bias: c.qkvBias)
-        kProj = Linear(a / "k_proj", c.hiddenSize, c.kvHeads * d, bias: c.qkvBias)
-        vProj = Linear(a / "v_proj", c.hiddenSize, c.kvHeads * d, bias: c.qkvBias)
-        oProj = Linear(a / "o_proj", c.numAttentionHeads * d, c.hiddenSize, bias: false)
+        qProj = projection(a, "q_proj", c.hiddenSize, c.numAttentionHeads * d, bias: c.qkvBias, lora: lora,
+                           adapters: &adapters)
+        kProj = projection(a, "k_proj", c.hiddenSize, c.kvHeads * d, bias: c.qkvBias, lora: lora, adapters: &adapters)
+        vProj = projection(a, "v_proj", c.hiddenSize, c.kvHeads * d, bias: c.qkvBias, lora: lora, adapters: &adapters)
+        oProj = projection(a, "o_proj", c.numAttentionHeads * d, c.hiddenSize, bias: false, lora: lora,
+                           adapters: &adapters)
         postAttentionLayernorm = RMSNorm(p / "post_attention_layernorm", c.hiddenSize, eps: c.rmsNormEps)
         let m = p / "mlp"
-        gateProj = Linear(m / "gate_proj", c.hiddenSize, c.intermediateSize, bias: c.mlpBias)
-        upProj = Linear(m / "up_proj", c.hiddenSize, c.intermediateSize, bias: c.mlpBias)
-        downProj = Linear(m / "down_proj", c.intermediateSize, c.hiddenSize, bias: c.mlpBias)
+        gateProj = projection(m, "gate_proj", c.hiddenSize, c.intermediateSize, bias: c.mlpBias, lora: lora,
+                              adapters: &adapters)
+        upProj = projection(m, "up_proj", c.hiddenSize, c.intermediateSize, bias: c.mlpBias, lora: lora,
+                            adapters: &adapters)
+        downProj = projection(m, "down_proj", c.intermediateSize, c.hiddenSize, bias: c.mlpBias, lora: lora,
+                              adapters: &adapters)
         heads = c.numAttentionHeads
         kvHeads = c.kvHeads
         headDim = d
@@ -215,24 +259,66 @@ func applyRotary(_ x: Tensor, cos: Tensor, sin: Tensor) -> Tensor {
 /// `lm_head` unless tied).
 public final class CausalLM {
     public let config: CausalLMConfig
+    /// The adapter layers (empty without LoRA).
+    public let adapters: [LoRALinear]
+    public let lora: LoRASettings?
+    /// The store holding every parameter (base and adapters).
+    public let store: ParameterStore
     let embedTokens: Embedding
     let layers: [DecoderLayer]
     let norm: RMSNorm
     let lmHead: Linear?
     let invFreq: Tensor
 
-    public init(config: CausalLMConfig, path p: ParameterPath) throws {
+    public init(config: CausalLMConfig, path p: ParameterPath, lora: LoRASettings? = nil) throws {
         try config.validate()
+        if let lora {
+            guard lora.rank > 0, !lora.targets.isEmpty, lora.targets.isSubset(of: LoRASettings.projections) else {
+                throw VisionLanguageError.invalidArgument("LoRA needs a positive rank and targets among "
+                    + "\(LoRASettings.projections.sorted()), got rank \(lora.rank), \(lora.targets.sorted())")
+            }
+        }
         self.config = config
+        self.lora = lora
+        store = p.store
         let m = p / "model"
         embedTokens = Embedding(m / "embed_tokens", count: config.vocabSize, dim: config.hiddenSize)
-        layers = (0..<config.numHiddenLayers).map { DecoderLayer(m / "layers" / $0, config) }
+        var adapters: [LoRALinear] = []
+        layers = (0..<config.numHiddenLayers).map { DecoderLayer(m / "layers" / $0, config, lora: lora, adapters: &adapters) }
+        self.adapters = adapters
         norm = RMSNorm(m / "norm", config.hiddenSize, eps: config.rmsNormEps)
         lmHead = config.tieWordEmbeddings ? nil : Linear(p / "lm_head", config.hiddenSize, config.vocabSize, bias: false)
         // inv_freq = 1 / θ^(2i/d), float32 as transformers computes it (int64 arange → float).
         let d = config.headDimension
         invFreq = 1.0 / Tensor.full([d / 2], config.theta, dtype: .float32)
             .pow(Tensor.arange(0, Double(d), step: 2, dtype: .int64).to(.float32) / Double(d))
+    }
+
+    /// Whether the LoRA adapters act. Off, the model is the base model exactly: the GRPO reference
+    /// policy, without a second copy in memory.
+    public var adaptersEnabled: Bool {
+        get { adapters.first?.enabled ?? false }
+        set { for a in adapters { a.enabled = newValue } }
+    }
+
+    /// Runs `body` with the adapters off (the reference policy), then restores them.
+    public func withAdaptersDisabled<R>(_ body: () throws -> R) rethrows -> R {
+        let previous = adaptersEnabled
+        adaptersEnabled = false
+        defer { adaptersEnabled = previous }
+        return try body()
+    }
+
+    /// Writes the adapters in PEFT's format (`adapter_config.json`, `adapter_model.safetensors`).
+    public func saveAdapter(to folder: String) throws {
+        guard let lora else { throw VisionLanguageError.invalidArgument("this model has no LoRA adapters") }
+        try PEFTAdapter.save(store, config: lora.peftConfig, to: folder)
+    }
+
+    /// Loads PEFT adapter weights written by PEFT or ``saveAdapter(to:)``.
+    public func loadAdapter(from folder: String) throws {
+        guard let lora else { throw VisionLanguageError.invalidArgument("this model has no LoRA adapters") }
+        try PEFTAdapter.load(into: store, expecting: lora.peftConfig, from: folder)
     }
 
     /// Token embeddings `[B, L, H]` of `ids` (for splicing in image features).

@@ -133,3 +133,24 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
         #expect(throws: NNError.self) { try other.loadAdapter(from: folder) }
     }
 }
+
+// Reference: scripts/fixtures/llava.py — transformers 5.24.0 LlavaForConditionalGeneration (CLIP vision
+// tower, Qwen2 decoder) on two prompts with 16 expanded image tokens each.
+@Suite struct LlavaParityTests {
+    @Test(arguments: ["tiny-llava", "tiny-llava-legacy"])
+    func logitsWithImagesMatchTransformers(name: String) throws {
+        let model = try LlavaModel.load(folder: fixture(name))
+        let ref = try SafeTensorsFile(path: fixture("tiny-llava/reference.safetensors"))
+        let logits = try withNoGrad { try model(try ref.tensor("ids"), pixels: try ref.tensor("pixels")) }
+        #expect(relativeError(logits, try ref.tensor("logits")) < 1e-4)
+        let text = withNoGrad { model.languageModel(try! ref.tensor("text_ids")) }
+        #expect(relativeError(text, try ref.tensor("text_logits")) < 1e-4)
+        #expect(model.config.imageSequenceLength == 16)
+    }
+
+    @Test func imageTokenCountMismatchIsAnError() throws {
+        let model = try LlavaModel.load(folder: fixture("tiny-llava"))
+        let ids = Tensor([1, 63, 63, 5] as [Int64], shape: [1, 4])
+        #expect(throws: VisionLanguageError.self) { try model(ids, pixels: Tensor.zeros([1, 3, 32, 32])) }
+    }
+}

@@ -71,41 +71,6 @@ public struct CLIPTextOutput {
     public let textEmbeds: Tensor?
 }
 
-final class CLIPEncoderLayer {
-    let layerNorm1: LayerNorm
-    let qProj: Linear
-    let kProj: Linear
-    let vProj: Linear
-    let outProj: Linear
-    let layerNorm2: LayerNorm
-    let fc1: Linear
-    let fc2: Linear
-    let heads: Int
-    let act: Activation
-
-    init(_ p: ParameterPath, _ c: CLIPTextConfig) {
-        let d = c.hiddenSize
-        layerNorm1 = LayerNorm(p / "layer_norm1", d, eps: c.layerNormEps)
-        let a = p / "self_attn"
-        qProj = Linear(a / "q_proj", d, d)
-        kProj = Linear(a / "k_proj", d, d)
-        vProj = Linear(a / "v_proj", d, d)
-        outProj = Linear(a / "out_proj", d, d)
-        layerNorm2 = LayerNorm(p / "layer_norm2", d, eps: c.layerNormEps)
-        fc1 = Linear(p / "mlp" / "fc1", d, c.intermediateSize)
-        fc2 = Linear(p / "mlp" / "fc2", c.intermediateSize, d)
-        heads = c.numAttentionHeads
-        act = c.hiddenAct
-    }
-
-    func callAsFunction(_ x: Tensor, mask: Tensor) -> Tensor {
-        let h = layerNorm1(x)
-        let attn = multiHeadAttention(query: qProj(h), key: kProj(h), value: vProj(h), heads: heads, mask: mask)
-        let y = x + outProj(attn)
-        return y + fc2(act(fc1(layerNorm2(y))))
-    }
-}
-
 /// CLIP's text transformer with transformers' keys (`text_model.…`, and `text_projection` when
 /// `withProjection`), as Stable Diffusion's text encoders.
 public final class CLIPTextModel {
@@ -123,7 +88,10 @@ public final class CLIPTextModel {
         tokenEmbedding = Embedding(t / "embeddings" / "token_embedding", count: config.vocabSize, dim: config.hiddenSize)
         positionEmbedding = Embedding(t / "embeddings" / "position_embedding", count: config.maxPositionEmbeddings,
                                       dim: config.hiddenSize)
-        layers = (0..<config.numHiddenLayers).map { CLIPEncoderLayer(t / "encoder" / "layers" / $0, config) }
+        layers = (0..<config.numHiddenLayers).map {
+            CLIPEncoderLayer(t / "encoder" / "layers" / $0, hidden: config.hiddenSize, intermediate: config.intermediateSize,
+                             heads: config.numAttentionHeads, eps: config.layerNormEps, act: config.hiddenAct)
+        }
         finalLayerNorm = LayerNorm(t / "final_layer_norm", config.hiddenSize, eps: config.layerNormEps)
         textProjection = withProjection
             ? Linear(p / "text_projection", config.hiddenSize, config.projectionDim, bias: false) : nil

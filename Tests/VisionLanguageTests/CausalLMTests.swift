@@ -3,6 +3,8 @@ import Testing
 import Torch
 import TorchNN
 @testable import VisionLanguage
+import GGUF
+import Tokenizers
 
 func fixture(_ path: String) -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(path)").path
@@ -184,5 +186,31 @@ func smolLM2Path() -> String? {
         let out = try model.generate(prompts: cases.map(\.ids), config: SamplingConfig(greedy: true, maxNewTokens: 16),
                                      padId: 0)
         for (i, c) in cases.enumerated() { #expect(out.tokens[i] == c.greedy, "\(c.prompt)") }
+    }
+}
+
+@Suite struct ChatTemplateTests {
+    @Test(.enabled(if: smolLM2Path() != nil, "SmolLM2 GGUF not installed: run scripts/bootstrap"))
+    func smolLM2TemplateRendersAsTransformersDoes() throws {
+        let file = try GGUFFile(url: URL(fileURLWithPath: smolLM2Path()!))
+        let gguf = try GGUFTokenizer(file)
+        let template = try ChatTemplate(template: try #require(gguf.chatTemplate), source: "smollm2")
+        #expect(template == .chatML(defaultSystem: "You are a helpful AI assistant named SmolLM, trained by Hugging Face"))
+        let tokenizer = try gguf.makeTokenizer()
+        let cases = try JSONDecoder().decode([SmolLM2Tests.Case].self, from: Data(contentsOf: URL(fileURLWithPath:
+            fixture("smollm2_greedy.json"))))
+        for c in cases {
+            let text = template.render([.user(c.prompt)])
+            #expect(tokenizer.encode(text, options: EncodingOptions(addSpecialTokens: false)).ids == c.ids, "\(c.prompt)")
+        }
+    }
+
+    @Test func recognisesFamiliesAndRefusesOthers() throws {
+        let qwen = #"{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"#
+        let t = try ChatTemplate(template: qwen, source: "t")
+        #expect(t == .chatML(defaultSystem: "You are a helpful assistant."))
+        #expect(t.render([.system("S"), .user("U")]) == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n")
+        #expect(try ChatTemplate(template: "{{ '<|start_header_id|>' }}<|eot_id|>", source: "t") == .llama3)
+        #expect(throws: VisionLanguageError.self) { try ChatTemplate(template: "[INST] {{ m }} [/INST]", source: "t") }
     }
 }

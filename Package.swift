@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "promptloop",
             dependencies: [
-                "Torch", "TorchNN", "Diffusion", "ShapeWorld", "Tokenizers",
+                "Torch", "TorchNN", "Diffusion", "ShapeWorld", "Tokenizers", "VisionLanguage", "GGUF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

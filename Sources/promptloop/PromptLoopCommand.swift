@@ -11,7 +11,8 @@ struct PromptLoopCommand: ParsableCommand {
             foundation and its benchmark; generation, training and evaluation arrive with the embedded \
             default model.
             """,
-        subcommands: [GenerateCommand.self, EvalCommand.self, PretrainCommand.self, ShapeWorldCommand.self, BenchCommand.self]
+        subcommands: [GenerateCommand.self, RewriteCommand.self, LMCommand.self, EvalCommand.self, PretrainCommand.self,
+                      ShapeWorldCommand.self, BenchCommand.self]
     )
 }
 

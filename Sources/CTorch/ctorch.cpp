@@ -104,6 +104,9 @@
 #include <ATen/ops/topk.h>
 #include <ATen/ops/tril.h>
 #include <ATen/ops/triu.h>
+#include <ATen/ops/_upsample_bicubic2d_aa.h>
+#include <ATen/ops/_upsample_bilinear2d_aa.h>
+#include <ATen/ops/upsample_bicubic2d.h>
 #include <ATen/ops/upsample_bilinear2d.h>
 #include <ATen/ops/upsample_nearest2d.h>
 #include <ATen/ops/var.h>
@@ -559,8 +562,14 @@ ct_tensor ct_conv2d(ct_tensor x, ct_tensor w, ct_tensor b, const int64_t *stride
 ct_tensor ct_interpolate(ct_tensor t, int64_t outH, int64_t outW, int mode, int alignCorners) {
     GUARD(nullptr, {
         std::vector<int64_t> size{outH, outW};
-        if (mode == CT_BILINEAR) return wrap(at::upsample_bilinear2d(T(t), size, alignCorners != 0));
-        return wrap(at::upsample_nearest2d(T(t), size));
+        bool ac = alignCorners != 0;
+        switch (mode) {
+        case CT_BILINEAR: return wrap(at::upsample_bilinear2d(T(t), size, ac));
+        case CT_BICUBIC: return wrap(at::upsample_bicubic2d(T(t), size, ac));
+        case CT_BILINEAR_AA: return wrap(at::_upsample_bilinear2d_aa(T(t), size, ac));
+        case CT_BICUBIC_AA: return wrap(at::_upsample_bicubic2d_aa(T(t), size, ac));
+        default: return wrap(at::upsample_nearest2d(T(t), size));
+        }
     })
 }
 ct_tensor ct_group_norm(ct_tensor x, int64_t groups, ct_tensor w, ct_tensor b, double eps) {

@@ -2,7 +2,10 @@ import CTorch
 
 /// Interpolation modes for ``Tensor/interpolate(size:mode:alignCorners:)``.
 public enum InterpolationMode: Int32, Sendable {
-    case nearest = 0, bilinear = 1
+    case nearest = 0, bilinear = 1, bicubic = 2
+    /// Anti-aliased variants (`F.interpolate(..., antialias=True)`), close to PIL's filters when
+    /// shrinking.
+    case bilinearAntialiased = 3, bicubicAntialiased = 4
 }
 
 extension Tensor {

@@ -214,3 +214,30 @@ func smolLM2Path() -> String? {
         #expect(throws: VisionLanguageError.self) { try ChatTemplate(template: "[INST] {{ m }} [/INST]", source: "t") }
     }
 }
+
+// Reference: scripts/fixtures/image_processor.py — transformers' CLIPImageProcessor (PIL, bicubic)
+// with shortest edge 32 and a 32×32 centre crop on a 60×48 image.
+@Suite struct ImageProcessorTests {
+    @Test func matchesCLIPImageProcessor() throws {
+        let processor = try ImageProcessor.load(folder: fixture("image_processor"))
+        let ref = try SafeTensorsFile(path: fixture("image_processor/reference.safetensors"))
+        // [H, W, 3] bytes → [1, 3, H, W] in [0, 1].
+        let image = (try ref.tensor("image")).to(.float32).permute(2, 0, 1).unsqueeze(0) / 255
+        let pixels = try processor(image)
+        let expected = try ref.tensor("pixel_values")
+        #expect(pixels.shape == expected.shape)
+        // PIL filters 8-bit images; PyTorch's anti-aliased bicubic filters floats: a few 1/255 apart,
+        // i.e. ≤ 0.1 in normalised units (1/std ≈ 3.7).
+        let worst = (pixels - expected).abs().max().item()
+        let mean = (pixels - expected).abs().mean().item()
+        #expect(worst < 0.1 && mean < 0.02, "max \(worst), mean \(mean)")
+    }
+
+    @Test func rejectsBadInput() throws {
+        let processor = try ImageProcessor(config: ImageProcessorConfig())
+        #expect(throws: VisionLanguageError.self) { try processor(Tensor.zeros([3, 8, 8])) }
+        var c = ImageProcessorConfig()
+        c.resample = 0
+        #expect(throws: VisionLanguageError.self) { try ImageProcessor(config: c) }
+    }
+}

@@ -40,7 +40,7 @@ enum {
 };
 enum { CT_SUM = 0, CT_MEAN, CT_AMAX, CT_AMIN, CT_LOGSUMEXP, CT_PROD, CT_ALL, CT_ANY };
 enum { CT_PAD_CONSTANT = 0, CT_PAD_REFLECT, CT_PAD_REPLICATE };
-enum { CT_NEAREST = 0, CT_BILINEAR };
+enum { CT_NEAREST = 0, CT_BILINEAR, CT_BICUBIC, CT_BILINEAR_AA, CT_BICUBIC_AA };
 
 // MARK: errors, lifetime, properties
 const char *ct_last_error(void);

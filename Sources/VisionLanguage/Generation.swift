@@ -45,7 +45,11 @@ public struct GenerationOutput: Sendable {
 
 extension CausalLM {
     /// Samples continuations of `prompts` (token ids) as one left-padded batch with a KV cache.
-    public func generate(prompts: [[Int]], config: SamplingConfig, padId: Int) throws -> GenerationOutput {
+    ///
+    /// `promptEmbeddings`, when given, turns the padded prompt ids `[B, L]` into input embeddings
+    /// (LLaVA splices image features in); later tokens are embedded as usual.
+    public func generate(prompts: [[Int]], config: SamplingConfig, padId: Int,
+                         promptEmbeddings: ((Tensor) throws -> Tensor)? = nil) throws -> GenerationOutput {
         try config.validate()
         guard !prompts.isEmpty, prompts.allSatisfy({ !$0.isEmpty }) else {
             throw VisionLanguageError.invalidArgument("every prompt needs at least one token")
@@ -64,8 +68,10 @@ extension CausalLM {
             // As transformers' generate: positions count real tokens only.
             var positions = (attention.cumsum(dim: 1) - 1).maskedFill(attention .== 0, 1)
             let cache = KVCache(layers: config.layers(self))
-            var logits = forward(embeddings: embed(Tensor(ids, shape: [b, width])), positions: positions,
-                                 attentionMask: attention, cache: cache).select(dim: 1, index: width - 1)
+            let idTensor = Tensor(ids, shape: [b, width])
+            let first = try promptEmbeddings?(idTensor) ?? embed(idTensor)
+            var logits = forward(embeddings: first, positions: positions, attentionMask: attention, cache: cache)
+                .select(dim: 1, index: width - 1)
             var out = GenerationOutput(tokens: Array(repeating: [], count: b), logProbs: Array(repeating: [], count: b),
                                        stopped: Array(repeating: false, count: b))
             var next = positions.select(dim: 1, index: width - 1) + 1

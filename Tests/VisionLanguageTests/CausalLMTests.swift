@@ -241,3 +241,16 @@ func smolLM2Path() -> String? {
         #expect(throws: VisionLanguageError.self) { try ImageProcessor(config: c) }
     }
 }
+
+@Suite struct LlavaGenerationTests {
+    @Test func greedyGenerationWithAnImageMatchesTransformers() throws {
+        let model = try LlavaModel.load(folder: fixture("tiny-llava"))
+        let ref = try SafeTensorsFile(path: fixture("tiny-llava/reference.safetensors"))
+        let prompt = model.expandImageTokens([5, 9, 63, 12, 30])
+        #expect(prompt.count == 4 + 16)
+        let pixels = (try ref.tensor("pixels")).narrow(dim: 0, start: 0, length: 1)
+        let out = try model.generate(prompts: [prompt], pixels: pixels, config: SamplingConfig(greedy: true, maxNewTokens: 6),
+                                     padId: 0)
+        #expect(out.tokens[0] == (try ref.tensor("greedy")).toArray(Int64.self).map { Int($0) })
+    }
+}

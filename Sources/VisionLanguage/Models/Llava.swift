@@ -189,6 +189,22 @@ public final class LlavaModel {
         return text.reshape([b * l, h]).scatter(dim: 0, index: index, source: rows.to(text.dtype)).reshape([b, l, h])
     }
 
+    /// `ids` with every image token repeated ``LlavaConfig/imageSequenceLength`` times, as
+    /// transformers' processor expands the `<image>` placeholder.
+    public func expandImageTokens(_ ids: [Int]) -> [Int] {
+        ids.flatMap { $0 == config.imageTokenId ? Array(repeating: $0, count: config.imageSequenceLength) : [$0] }
+    }
+
+    /// Generates continuations of prompts whose (expanded) image tokens stand for the rows of `pixels`
+    /// (normalised, `[N, 3, S, S]`, in prompt order).
+    public func generate(prompts: [[Int]], pixels: Tensor?, config: SamplingConfig, padId: Int) throws
+        -> GenerationOutput
+    {
+        try languageModel.generate(prompts: prompts, config: config, padId: padId) { ids in
+            try self.embeddings(ids: ids, pixels: pixels)
+        }
+    }
+
     /// Logits `[B, L, V]` for `ids` and the images their image tokens stand for.
     public func callAsFunction(_ ids: Tensor, pixels: Tensor?) throws -> Tensor {
         let (b, l) = (ids.size(0), ids.size(1))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GGUF
+import ShapeWorld
 import Tokenizers
 import Torch
 import VisionLanguage
@@ -114,19 +115,65 @@ struct LMGenerate: ParsableCommand {
     @OptionGroup var sampling: TextSamplingOptions
 
     func run() throws {
-        if image != nil {
-            throw CLIError("--image needs a LLaVA model and its image processor, which this build does not have yet")
-        }
         let device = try Device(parsing: self.device)
         try device.validate()
         guard let path = model ?? defaultSmolLM2() else {
             throw CLIError("no --model and SmolLM2 is not installed: run scripts/bootstrap")
         }
+        if isLlava(path) {
+            print(try runLlava(folder: path, device: device))
+            return
+        }
+        if image != nil { throw CLIError("--image needs a LLaVA model folder (config.json model_type llava)") }
         let lm = try LoadedLM.load(path, device: device)
         var messages: [ChatMessage] = []
         if let system { messages.append(.system(system)) }
         messages.append(.user(prompt))
         print(try lm.reply(messages, sampling: sampling.config))
+    }
+}
+
+extension LMGenerate {
+    func isLlava(_ path: String) -> Bool {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path + "/config.json")),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+        return object["model_type"] as? String == "llava"
+    }
+
+    /// LLaVA: the image goes through the folder's image processor, `<image>` leads the user message
+    /// (as llava-hf prompts do) and is expanded to the image's token count.
+    func runLlava(folder: String, device: Device) throws -> String {
+        let model = try LlavaModel.load(folder: folder, device: device)
+        let url = URL(fileURLWithPath: folder)
+        let tokenizer = try PreTrainedTokenizer(tokenizerJSON: url.appendingPathComponent("tokenizer.json"))
+        var template: ChatTemplate?
+        if let data = try? Data(contentsOf: url.appendingPathComponent("tokenizer_config.json")),
+           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let text = object["chat_template"] as? String {
+            template = try ChatTemplate(template: text, source: folder + "/tokenizer_config.json")
+        }
+        var pixels: Tensor?
+        var content = prompt
+        if let image {
+            let picture: RGBImage
+            do { picture = try PNG.read(from: image) } catch { throw CLIError("cannot read image \(image): \(error)") }
+            let planar = Tensor(picture.planar(range: 0...1), shape: [1, 3, picture.height, picture.width])
+            pixels = try ImageProcessor.load(folder: folder)(planar)
+            guard let token = tokenizer.idToToken(model.config.imageTokenId) else {
+                throw CLIError("the tokenizer has no token for image id \(model.config.imageTokenId)")
+            }
+            content = token + "\n" + prompt
+        }
+        var messages: [ChatMessage] = []
+        if let system { messages.append(.system(system)) }
+        messages.append(.user(content))
+        let text = template?.render(messages) ?? messages.map(\.content).joined(separator: "\n")
+        let ids = model.expandImageTokens(tokenizer.encode(text, options: EncodingOptions(addSpecialTokens: template == nil)).ids)
+        var config = sampling.config
+        for t in template?.stopTokens ?? [] { if let id = tokenizer.tokenToId(t) { config.stopTokens.insert(id) } }
+        let out = try model.generate(prompts: [ids], pixels: pixels.map { $0.to(device) }, config: config,
+                                     padId: tokenizer.padTokenId ?? 0)
+        return tokenizer.decode(out.tokens[0], skipSpecialTokens: true)
     }
 }
 

@@ -10,6 +10,36 @@ struct BenchCommand: ParsableCommand {
     )
 }
 
+/// Runs `script` with the reference Python (`--python`, else `.deps/pyref/bin/python`, else `fallback`)
+/// and returns its standard output, or nil when it cannot run (no interpreter, torch missing, error).
+func runReferencePython(_ python: String?, fallback: String = "python3", script: String, arguments: [String]) -> String? {
+    let interpreter: String
+    if let python {
+        interpreter = python
+    } else {
+        let local = FileManager.default.currentDirectoryPath + "/.deps/pyref/bin/python"
+        interpreter = FileManager.default.isExecutableFile(atPath: local) ? local : fallback
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [interpreter, "-c", script] + arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    do { try process.run() } catch { return nil }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { return nil }
+    return String(data: data, encoding: .utf8)
+}
+
+/// The last line of a reference run, parsed as a JSON object of numbers.
+func referenceNumbers(_ output: String?) -> [String: Double] {
+    guard let line = output?.split(separator: "\n").last,
+          let json = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else { return [:] }
+    return json
+}
+
 /// Per-op overhead (Swift → shim → libtorch vs Python → PyTorch) and matmul throughput.
 struct BenchOps: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -120,13 +150,6 @@ struct BenchOps: ParsableCommand {
     }
 
     func runPython() -> Reference? {
-        let interpreter: String
-        if let python {
-            interpreter = python
-        } else {
-            let local = FileManager.default.currentDirectoryPath + "/.deps/pyref/bin/python"
-            interpreter = FileManager.default.isExecutableFile(atPath: local) ? local : "python3"
-        }
         let script = """
             import sys, time, torch
             calls, trials, threads = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -150,17 +173,9 @@ struct BenchOps: ParsableCommand {
                 samples.append((time.perf_counter_ns() - t) / calls)
             print("add", min(samples))
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [interpreter, "-c", script, String(calls), String(trials), String(threads ?? 0)]
-            + sizes.map(String.init)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let text = String(data: data, encoding: .utf8) else { return nil }
+        guard let text = runReferencePython(python, script: script, arguments: [String(calls), String(trials),
+                                                                                  String(threads ?? 0)] + sizes.map(String.init))
+        else { return nil }
         var reference = Reference(add: 0, matmul: [:])
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ")

@@ -99,7 +99,6 @@ struct BenchDiffusion: ParsableCommand {
     }
 
     func runPython() -> [String: Double] {
-        let interpreter = python ?? FileManager.default.currentDirectoryPath + "/.deps/pyref/bin/python"
         let script = """
             import sys, time, json, torch
             from diffusers import StableDiffusionPipeline, UNet2DConditionModel, DDIMScheduler, AutoencoderKL
@@ -135,20 +134,8 @@ struct BenchDiffusion: ParsableCommand {
                 out["large"] = best
             print(json.dumps(out))
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [interpreter, "-c", script, tiny, String(steps), String(batch), String(trials),
-                             skipLarge ? "0" : "1", Self.sd15Config]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return [:] }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
-              let json = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double]
-        else { return [:] }
-        return json
+        return referenceNumbers(runReferencePython(python, fallback: "false", script: script, arguments: [
+            tiny, String(steps), String(batch), String(trials), skipLarge ? "0" : "1", Self.sd15Config,
+        ]))
     }
 }

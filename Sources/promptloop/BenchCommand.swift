@@ -6,7 +6,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure speed against a reference run on the same machine.",
-        subcommands: [BenchOps.self, BenchDiffusion.self, BenchLM.self]
+        subcommands: [BenchOps.self, BenchDiffusion.self, BenchLM.self, BenchGenerate.self]
     )
 }
 

@@ -22,6 +22,8 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate images with a Stable Diffusion (1.x/2.x/SDXL) diffusers folder.",
         discussion: """
+            Without --model it uses the embedded miniature (Models/shapeworld-sd) and prints ShapeEval's \
+            verdict for each image whenever the prompt is in ShapeWorld's vocabulary. \
             The pipeline kind comes from the folder's model_index.json. Initial noise is drawn on the \
             CPU from --seed as diffusers draws it, so the same folder, seed, scheduler, steps and \
             guidance give diffusers' image. --prompt-at STEP:PROMPT (repeatable) switches to PROMPT \
@@ -141,10 +143,24 @@ struct GenerateCommand: ParsableCommand {
         let images = pipeline.decode(result.latents)
         let paths = outputPaths(count: batch)
         let (h, w) = (images.size(2), images.size(3))
+        // ShapeEval's verdict when the prompt speaks ShapeWorld's language (every word known to its
+        // parser, at least one object): the embedded model's reward and metric.
+        let parsed = PromptParser().parse(text)
+        let scorable = parsed.unknownWords.isEmpty && !parsed.constraints.objects.isEmpty
         for (i, path) in paths.enumerated() {
             let planar = images[i].contiguous().toArray(Float.self)
-            try PNG.write(RGBImage(width: w, height: h, planar: planar), to: path)
-            print(path)
+            let image = RGBImage(width: w, height: h, planar: planar)
+            try PNG.write(image, to: path)
+            guard scorable else {
+                print(path)
+                continue
+            }
+            let verdict = ShapeEval().score(image, parsed.constraints)
+            let passed = verdict.constraints.filter(\.passed).count
+            let failed = verdict.constraints.filter { !$0.passed }.map(\.description)
+            print("\(path)  ShapeEval: strict \(Int(verdict.strict)), soft \(String(format: "%.2f", verdict.soft)) "
+                + "(\(passed)/\(verdict.constraints.count) constraints)"
+                + (failed.isEmpty ? "" : "; failed: " + failed.joined(separator: "; ")))
         }
     }
 

@@ -586,11 +586,12 @@ ct_tensor ct_softmax(ct_tensor t, int64_t dim) { TENSOR(at::softmax(T(t), dim)) 
 ct_tensor ct_log_softmax(ct_tensor t, int64_t dim) { TENSOR(at::log_softmax(T(t), dim)) }
 ct_tensor ct_embedding(ct_tensor weight, ct_tensor indices) { TENSOR(at::embedding(T(weight), T(indices))) }
 ct_tensor ct_sdpa(ct_tensor q, ct_tensor k, ct_tensor v, ct_tensor mask, int causal, int hasScale,
-                  double scale) {
+                  double scale, int enableGqa) {
     GUARD(nullptr, {
         std::optional<double> s;
         if (hasScale) s = scale;
-        return wrap(at::scaled_dot_product_attention(T(q), T(k), T(v), opt(mask), 0.0, causal != 0, s));
+        return wrap(at::scaled_dot_product_attention(T(q), T(k), T(v), opt(mask), 0.0, causal != 0, s,
+                                                     enableGqa != 0));
     })
 }
 

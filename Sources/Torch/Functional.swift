@@ -73,9 +73,12 @@ extension Tensor {
 /// Scaled dot-product attention over `[..., L, E]` queries and `[..., S, E]` keys/values.
 ///
 /// `mask` is boolean (true = attend) or additive (added to the scores) and broadcasts to
-/// `[..., L, S]`; `causal` masks future positions; `scale` defaults to `1/sqrt(E)`.
+/// `[..., L, S]`; `causal` masks future positions; `scale` defaults to `1/sqrt(E)`. With
+/// `groupedQuery`, keys and values may have fewer heads than the queries (a divisor of them), each
+/// serving a group of query heads without being copied.
 public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, mask: Tensor? = nil,
-                                      causal: Bool = false, scale: Double? = nil) -> Tensor {
+                                      causal: Bool = false, scale: Double? = nil,
+                                      groupedQuery: Bool = false) -> Tensor {
     wrap(ct_sdpa(query.handle, key.handle, value.handle, mask?.handle, causal ? 1 : 0,
-                 scale == nil ? 0 : 1, scale ?? 0))
+                 scale == nil ? 0 : 1, scale ?? 0, groupedQuery ? 1 : 0))
 }

@@ -149,7 +149,7 @@ ct_tensor ct_softmax(ct_tensor t, int64_t dim);
 ct_tensor ct_log_softmax(ct_tensor t, int64_t dim);
 ct_tensor ct_embedding(ct_tensor weight, ct_tensor indices);
 ct_tensor ct_sdpa(ct_tensor q, ct_tensor k, ct_tensor v, ct_tensor mask, int causal, int hasScale,
-                  double scale);
+                  double scale, int enableGqa);
 
 // MARK: autograd
 int ct_set_requires_grad(ct_tensor t, int flag);

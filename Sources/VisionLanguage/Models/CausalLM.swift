@@ -235,13 +235,8 @@ final class DecoderLayer {
             cache.keys[layer] = k
             cache.values[layer] = v
         }
-        if kvHeads != heads {
-            let n = heads / kvHeads
-            let s = k.size(2)
-            k = k.unsqueeze(2).expand([b, kvHeads, n, s, headDim]).reshape([b, heads, s, headDim])
-            v = v.unsqueeze(2).expand([b, kvHeads, n, s, headDim]).reshape([b, heads, s, headDim])
-        }
-        let attn = scaledDotProductAttention(query: q, key: k, value: v, mask: mask)
+        // Grouped-query attention without copying the (cached) keys and values per query head.
+        let attn = scaledDotProductAttention(query: q, key: k, value: v, mask: mask, groupedQuery: kvHeads != heads)
         let y = x + oProj(attn.transpose(1, 2).reshape([b, l, heads * headDim]))
         let z = postAttentionLayernorm(y)
         return y + downProj(gateProj(z).silu() * upProj(z))

@@ -101,7 +101,7 @@ struct EvalShapeWorld: ParsableCommand {
                     items.append(Item(id: record.id, category: record.category.rawValue, prompt: record.prompt,
                                       seed: seed, strict: r.strict, soft: r.soft))
                     if gallery.count < 32 {
-                        gallery.append((image, "\(r.strict == 1 ? "✓" : "✗") \(record.prompt)"))
+                        gallery.append((image, "\(r.strict == 1 ? "PASS" : "FAIL") \(record.prompt)"))
                     }
                 }
                 reportProgress(step: items.count, total: total, since: start, fromStep: 0,

@@ -59,22 +59,6 @@ public enum ModelFolder {
     }
 }
 
-/// A tensor source with some keys hidden (buffers that old checkpoints carry, e.g. CLIP's `position_ids`).
-public struct HidingSource: TensorSource {
-    public let base: TensorSource
-    public let hidden: Set<String>
-
-    public init(_ base: TensorSource, hiding hidden: Set<String>) {
-        self.base = base
-        self.hidden = hidden
-    }
-
-    public var names: [String] { base.names.filter { !hidden.contains($0) } }
-    public func info(_ name: String) -> TensorInfo? { hidden.contains(name) ? nil : base.info(name) }
-    public func tensor(_ name: String) throws -> Tensor { try base.tensor(name) }
-    public func location(of name: String) -> String { base.location(of: name) }
-}
-
 /// A tensor source whose keys are presented with a prefix added (`embeddings.…` → `text_model.embeddings.…`).
 public struct PrefixedSource: TensorSource {
     public let base: TensorSource

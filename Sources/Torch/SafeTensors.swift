@@ -247,6 +247,23 @@ public final class ShardedSafeTensors: TensorSource, @unchecked Sendable {
     }
 }
 
+/// A tensor source with some keys hidden (entries a checkpoint carries that the model does not have:
+/// old buffers such as CLIP's `position_ids`, a tied `lm_head`).
+public struct HidingSource: TensorSource {
+    public let base: TensorSource
+    public let hidden: Set<String>
+
+    public init(_ base: TensorSource, hiding hidden: Set<String>) {
+        self.base = base
+        self.hidden = hidden
+    }
+
+    public var names: [String] { base.names.filter { !hidden.contains($0) } }
+    public func info(_ name: String) -> TensorInfo? { hidden.contains(name) ? nil : base.info(name) }
+    public func tensor(_ name: String) throws -> Tensor { try base.tensor(name) }
+    public func location(of name: String) -> String { base.location(of: name) }
+}
+
 /// Opens a safetensors checkpoint: a `.safetensors` file or a `.safetensors.index.json` index.
 public func openSafeTensors(path: String) throws -> TensorSource {
     if path.hasSuffix(".index.json") { return try ShardedSafeTensors(indexPath: path) }

@@ -2,17 +2,6 @@ import Foundation
 import Torch
 import TorchNN
 
-/// A tensor source with some keys hidden (checkpoint entries the model does not have).
-struct FilteredSource: TensorSource {
-    let base: TensorSource
-    let hidden: Set<String>
-
-    var names: [String] { base.names.filter { !hidden.contains($0) } }
-    func info(_ name: String) -> TensorInfo? { hidden.contains(name) ? nil : base.info(name) }
-    func tensor(_ name: String) throws -> Tensor { try base.tensor(name) }
-    func location(of name: String) -> String { base.location(of: name) }
-}
-
 /// The safetensors weights of a transformers folder (`model.safetensors` or a sharded index).
 func folderWeights(_ folder: String) throws -> TensorSource {
     let fm = FileManager.default
@@ -43,7 +32,7 @@ extension CausalLM {
         let store = try ParameterStore(device: device, dtype: dtype, seed: seed)
         let model = try CausalLM(config: config, path: store.root, lora: lora)
         store.freeze(adapters: false)
-        try store.load(from: FilteredSource(base: try folderWeights(folder), hidden: model.ignoredKeys))
+        try store.load(from: HidingSource(try folderWeights(folder), hiding: model.ignoredKeys))
         return model
     }
 }

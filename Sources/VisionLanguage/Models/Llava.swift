@@ -260,7 +260,7 @@ extension LlavaModel {
         var hidden: Set<String> = []
         if config.textConfig.tieWordEmbeddings { hidden.insert("lm_head.weight") }
         let source = RenamedSource(try folderWeights(folder), rename: sanitize)
-        try store.load(from: FilteredSource(base: source, hidden: hidden))
+        try store.load(from: HidingSource(source, hiding: hidden))
         return model
     }
 }

@@ -54,6 +54,9 @@ public struct DetectorOptions: Sendable {
     public var minArea: Int = 24
     /// Fitted half-extent (pixels) separating small (6 px) from large (10 px) objects.
     public var largeHalfExtent: Double = 8
+    /// Blobs whose best shape fit has a larger mean squared coverage error are not objects. The worst
+    /// real object in 2,000 scenes under the combined degradations fits at 0.061.
+    public var maxFitError: Double = 0.1
 
     public init() {}
 }
@@ -64,7 +67,9 @@ public struct DetectorOptions: Sendable {
 /// the border pixels) and one palette colour `c`; the colour with the least residual wins and `a`
 /// is the pixel's coverage, so anti-aliased and blurred edges keep their colour. Pixels with
 /// coverage ≥ 0.5 form 8-connected components; a component holding two large single-colour parts
-/// is split by colour. Shape and size come from fitting each shape to the blob's soft coverage.
+/// is split by colour, unless the parts are too close to be two objects (one object whose colour
+/// drifts, as in generated images; the majority colour wins). Shape and size come from fitting each shape to the
+/// blob's soft coverage; a blob no shape fits (`maxFitError`) is dropped.
 ///
 /// ```swift
 /// let detections = ShapeDetector().detect(image)
@@ -128,16 +133,47 @@ public struct ShapeDetector: Sendable {
                     describe(component, color: palette[best], image: img, background: bg, owner: owner))
             } else {
                 let members = Set(component)
+                var parts: [(pixels: [Int], color: Int)] = []
                 for k in major {
-                    let parts = components(n: n) { members.contains($0) && Int(label[$0]) == k }
-                    for part in parts where part.count >= options.minArea {
-                        detections.append(
-                            describe(part, color: palette[k], image: img, background: bg, owner: owner))
+                    for part in components(n: n, where: { members.contains($0) && Int(label[$0]) == k })
+                    where part.count >= options.minArea {
+                        parts.append((part, k))
                     }
+                }
+                // Parts too close to be two objects are one object whose colour drifts (a gradient
+                // in a generated image): merged, with the majority colour.
+                for group in mergedGroups(parts.map(\.pixels), n: n) {
+                    let pixels = group.flatMap { parts[$0].pixels }
+                    let color = group.max { parts[$0].pixels.count < parts[$1].pixels.count }.map { parts[$0].color }!
+                    detections.append(describe(pixels, color: palette[color], image: img, background: bg, owner: owner))
                 }
             }
         }
+        // A blob that no shape explains (two objects melted together, a smear) is no object of the
+        // vocabulary. Real objects fit far better even when degraded (docs/shapeworld.md).
+        detections.removeAll { $0.fitError > options.maxFitError }
         return detections.sorted { ($0.x, $0.y) < ($1.x, $1.y) }
+    }
+
+    /// Groups of `parts` (pixel lists), transitively joined wherever two parts' centroids are closer
+    /// than the radius of a disc as large as both together: a shape cut in two by a colour boundary
+    /// has its halves that close; two ShapeWorld objects never do (their boxes are ≥ 4 px apart along
+    /// one axis, so their centroids are at least their two half-extents plus 4 px apart).
+    func mergedGroups(_ parts: [[Int]], n: Int) -> [[Int]] {
+        let centroids = parts.map { pixels -> (Double, Double) in
+            let sx = pixels.reduce(0) { $0 + $1 % n }, sy = pixels.reduce(0) { $0 + $1 / n }
+            return (Double(sx) / Double(pixels.count), Double(sy) / Double(pixels.count))
+        }
+        var group = Array(parts.indices)
+        func root(_ i: Int) -> Int { group[i] == i ? i : root(group[i]) }
+        for i in parts.indices {
+            for j in parts.indices where j > i {
+                let (dx, dy) = (centroids[i].0 - centroids[j].0, centroids[i].1 - centroids[j].1)
+                let radius = (Double(parts[i].count + parts[j].count) / Double.pi).squareRoot()
+                if (dx * dx + dy * dy).squareRoot() < radius { group[root(j)] = root(i) }
+            }
+        }
+        return Dictionary(grouping: parts.indices, by: root).values.sorted { $0[0] < $1[0] }
     }
 
     /// Median of the one-pixel border, per channel.

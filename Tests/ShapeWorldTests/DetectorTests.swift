@@ -88,4 +88,58 @@ struct DetectorTests {
         #expect(found.first?.shape == .triangle && found.first?.color == .green)
         #expect(ShapeDetector().detect(RGBImage(width: 64, height: 64, fill: RGB(1, 1, 1))).isEmpty)
     }
+
+    /// A 20 px square centred at (32, 32) on ShapeWorld's background, each pixel coloured by `color`.
+    static func square(_ color: (Int, Int) -> ShapeColor) -> RGBImage {
+        var image = Renderer().render(Scene(objects: []))
+        for y in 22..<42 {
+            for x in 22..<42 {
+                let c = color(x, y).rgb
+                (image[x, y, 0], image[x, y, 1], image[x, y, 2]) = (Float(c.r), Float(c.g), Float(c.b))
+            }
+        }
+        return image
+    }
+
+    @Test("one object whose colour drifts (as generated images have) is one detection, not one per colour",
+          arguments: [
+            "halves": { (_: Int, y: Int) in y < 32 ? ShapeColor.red : .orange },
+            "sides": { (x: Int, _: Int) in x < 32 ? ShapeColor.yellow : .orange },
+            "speckled": { (x: Int, y: Int) in (x / 3 + y / 3) % 2 == 0 ? ShapeColor.purple : .pink },
+          ] as KeyValuePairs<String, @Sendable (Int, Int) -> ShapeColor>)
+    func colourDrift(name: String, color: @Sendable (Int, Int) -> ShapeColor) {
+        let found = ShapeDetector().detect(Self.square(color))
+        #expect(found.count == 1, "\(name): \(found)")
+        #expect(found.first?.shape == .square && found.first?.size == .large, "\(name): \(found)")
+    }
+
+    @Test("two objects of different colours touching are still two")
+    func touchingObjects() {
+        // Two small (12 px) squares edge to edge: closer than any scene places them.
+        var image = Renderer().render(Scene(objects: []))
+        for y in 26..<38 {
+            for x in 20..<44 {
+                let c = (x < 32 ? ShapeColor.red : .blue).rgb
+                (image[x, y, 0], image[x, y, 1], image[x, y, 2]) = (Float(c.r), Float(c.g), Float(c.b))
+            }
+        }
+        let found = ShapeDetector().detect(image)
+        #expect(found.map(\.color) == [.red, .blue], "\(found)")
+        #expect(found.allSatisfy { $0.shape == .square && $0.size == .small }, "\(found)")
+    }
+
+    @Test("a blob that no shape explains is not reported as a shape")
+    func meltedShapes() {
+        // Two triangles fused into a zig-zag, as a small model sometimes draws "a triangle".
+        let scene = Scene(objects: [
+            SceneObject(shape: .triangle, color: .yellow, size: .small, x: 44, y: 14),
+            SceneObject(shape: .triangle, color: .yellow, size: .small, x: 50, y: 22),
+        ])
+        let detector = ShapeDetector()
+        let found = detector.detect(Renderer().render(scene))
+        #expect(found.isEmpty, "\(found)")
+        var lenient = detector
+        lenient.options.maxFitError = .infinity
+        #expect(lenient.detect(Renderer().render(scene)).count == 1)
+    }
 }

@@ -8,7 +8,31 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure prompt alignment with ShapeEval.",
-        subcommands: [EvalShapeWorld.self, EvalVAE.self])
+        subcommands: [EvalShapeWorld.self, EvalVAE.self, EvalAudit.self])
+}
+
+/// The records of a prompt set (JSONL), with the line of any record that does not parse.
+func loadPromptSet(_ path: String) throws -> [PromptRecord] {
+    let text: String
+    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+        throw CLIError("cannot read the prompt set \(path): \(error.localizedDescription)")
+    }
+    return try text.split(separator: "\n").enumerated().map { i, line in
+        do { return try JSONDecoder().decode(PromptRecord.self, from: Data(line.utf8)) } catch {
+            throw CLIError("\(path):\(i + 1): not a prompt record (\(error))")
+        }
+    }
+}
+
+/// The evaluation protocol's images: row i is the image `generate --seed seeds[i]` gives for
+/// `prompts[i]` alone.
+func protocolImages(_ pipeline: StableDiffusionPipeline, prompts: [String], seeds: [UInt64], steps: Int,
+                    guidance: Double) throws -> [RGBImage] {
+    let out = try pipeline.sample(
+        prompts: prompts, options: SamplingOptions(steps: steps, guidance: guidance, seed: seeds[0], rowSeeds: seeds))
+    let decoded = pipeline.decode(out.latents)
+    let (h, w) = (decoded.size(2), decoded.size(3))
+    return (0..<prompts.count).map { RGBImage(width: w, height: h, planar: decoded[$0].contiguous().toArray(Float.self)) }
 }
 
 /// GenEval-style evaluation of a text-to-image model on a ShapeWorld prompt set: every prompt is
@@ -47,7 +71,7 @@ struct EvalShapeWorld: ParsableCommand {
     @Option(help: "Write per-image results (JSON) here.")
     var results: String?
 
-    @Option(help: "Write a contact sheet of the first 32 images here (PNG).")
+    @Option(help: "Write a contact sheet of the first 4 images (seed 0) of each category here (PNG), a row per category.")
     var sheet: String?
 
     func validate() throws {
@@ -67,41 +91,26 @@ struct EvalShapeWorld: ParsableCommand {
         guard let folder = model ?? defaultModelFolder() else {
             throw CLIError("no --model given and the embedded default model is not in this checkout")
         }
-        let text: String
-        do { text = try String(contentsOfFile: set, encoding: .utf8) } catch {
-            throw CLIError("cannot read the prompt set \(set): \(error.localizedDescription)")
-        }
-        var records = try text.split(separator: "\n").enumerated().map { i, line in
-            do { return try JSONDecoder().decode(PromptRecord.self, from: Data(line.utf8)) } catch {
-                throw CLIError("\(set):\(i + 1): not a prompt record (\(error))")
-            }
-        }
+        var records = try loadPromptSet(set)
         if let limit { records = Array(records.prefix(limit)) }
         let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: scheduler)
         let shapeEval = ShapeEval()
         var items: [Item] = []
-        var gallery: [(image: RGBImage, caption: String)] = []
+        var gallery: [(category: PromptCategory, image: RGBImage, caption: String)] = []
         let start = Date()
         let total = records.count * seeds
         for seed in 0..<seeds {
             for chunkStart in stride(from: 0, to: records.count, by: batch) {
                 let chunk = Array(records[chunkStart..<Swift.min(chunkStart + batch, records.count)])
-                // Row seeds: each image is the one `generate --seed S` gives for its prompt alone.
-                let out = try pipeline.sample(
-                    prompts: chunk.map(\.prompt),
-                    options: SamplingOptions(steps: steps, guidance: guidance, seed: UInt64(seed),
-                                             rowSeeds: Array(repeating: UInt64(seed), count: chunk.count)))
-                let decoded = pipeline.decode(out.latents)
-                let (h, w) = (decoded.size(2), decoded.size(3))
-                let images = (0..<chunk.count).map {
-                    RGBImage(width: w, height: h, planar: decoded[$0].contiguous().toArray(Float.self))
-                }
+                let images = try protocolImages(pipeline, prompts: chunk.map(\.prompt),
+                                                seeds: Array(repeating: UInt64(seed), count: chunk.count),
+                                                steps: steps, guidance: guidance)
                 for (record, image) in zip(chunk, images) {
                     let r = shapeEval.score(image, record.constraints)
                     items.append(Item(id: record.id, category: record.category.rawValue, prompt: record.prompt,
                                       seed: seed, strict: r.strict, soft: r.soft))
-                    if gallery.count < 32 {
-                        gallery.append((image, "\(r.strict == 1 ? "PASS" : "FAIL") \(record.prompt)"))
+                    if seed == 0, gallery.filter({ $0.category == record.category }).count < 4 {
+                        gallery.append((record.category, image, "\(r.strict == 1 ? "PASS" : "FAIL") \(record.prompt)"))
                     }
                 }
                 reportProgress(step: items.count, total: total, since: start, fromStep: 0,
@@ -114,7 +123,7 @@ struct EvalShapeWorld: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try writeAtomically(encoder.encode(items), to: results)
         }
-        if let sheet { try PNG.write(ContactSheet().render(gallery), to: sheet) }
+        if let sheet { try PNG.write(ContactSheet().render(gallery.map { ($0.image, $0.caption) }), to: sheet) }
     }
 
     func printTable(_ items: [Item]) {

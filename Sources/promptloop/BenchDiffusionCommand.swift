@@ -61,6 +61,12 @@ struct BenchDiffusion: ParsableCommand {
 
     func timeTinySampling() throws -> Double {
         let pipe = try StableDiffusionPipeline.load(folder: tiny, scheduler: "ddim") { _, _ in FixedTokenizer() }
+        let text = pipe.textEncoders[0].config
+        guard text.vocabSize >= 1000, text.maxPositionEmbeddings >= 77 else {
+            throw CLIError("--tiny \(tiny): this benchmark feeds the tiny fixture's made-up token ids (998, 999; 77 "
+                + "positions), which this text encoder (\(text.vocabSize) tokens, \(text.maxPositionEmbeddings) positions) "
+                + "does not have; time a real pipeline folder with `promptloop bench generate --model`")
+        }
         let options = SamplingOptions(steps: steps, guidance: 7.5, height: 16, width: 16, seed: 0)
         _ = try pipe.sample(prompts: Array(repeating: "a", count: batch), options: options)
         var best = Double.infinity

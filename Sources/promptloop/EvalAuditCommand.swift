@@ -26,11 +26,7 @@ struct EvalAudit: ParsableCommand {
             every disagreement.
             """)
 
-    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
-    var model: String?
-
-    @Option(help: "Prompt set (JSONL with prompt, category, constraints).")
-    var set = "Data/shapeworld/v1/eval.jsonl"
+    @OptionGroup var target: EvalTarget
 
     @Option(help: "Images to audit.")
     var count = 100
@@ -98,11 +94,9 @@ struct EvalAudit: ParsableCommand {
     }
 
     func run() throws {
-        guard let folder = model ?? defaultModelFolder() else {
-            throw CLIError("no --model given and the embedded default model is not in this checkout")
-        }
+        let folder = try target.modelFolder()
         let given = try labels.map(Self.readLabels)
-        let records = try loadPromptSet(set)
+        let records = try target.records()
         var rng = SplitMix64(seed: pickSeed)
         let picks = Self.pick(records, count: count, seeds: seeds, rng: &rng)
         let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: "ddim")

@@ -11,6 +11,24 @@ struct EvalCommand: ParsableCommand {
         subcommands: [EvalShapeWorld.self, EvalVAE.self, EvalAudit.self])
 }
 
+/// The model and prompt set an evaluation runs on.
+struct EvalTarget: ParsableArguments {
+    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
+    var model: String?
+
+    @Option(help: "Prompt set (JSONL with prompt, category, constraints).")
+    var set = "Data/shapeworld/v1/eval.jsonl"
+
+    func modelFolder() throws -> String {
+        guard let folder = model ?? defaultModelFolder() else {
+            throw CLIError("no --model given and the embedded default model is not in this checkout")
+        }
+        return folder
+    }
+
+    func records() throws -> [PromptRecord] { try loadPromptSet(set) }
+}
+
 /// The records of a prompt set (JSONL), with the line of any record that does not parse.
 func loadPromptSet(_ path: String) throws -> [PromptRecord] {
     let text: String
@@ -44,11 +62,7 @@ struct EvalShapeWorld: ParsableCommand {
         abstract: "Per-category ShapeEval scores of a model on a prompt set (default protocol: DDIM, 20 steps, "
             + "guidance 5, seeds 0–3).")
 
-    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
-    var model: String?
-
-    @Option(help: "Prompt set (JSONL with prompt, category, constraints).")
-    var set = "Data/shapeworld/v1/eval.jsonl"
+    @OptionGroup var target: EvalTarget
 
     @Option(help: "Denoising steps.")
     var steps = 20
@@ -88,10 +102,8 @@ struct EvalShapeWorld: ParsableCommand {
     }
 
     func run() throws {
-        guard let folder = model ?? defaultModelFolder() else {
-            throw CLIError("no --model given and the embedded default model is not in this checkout")
-        }
-        var records = try loadPromptSet(set)
+        let folder = try target.modelFolder()
+        var records = try target.records()
         if let limit { records = Array(records.prefix(limit)) }
         let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: scheduler)
         let shapeEval = ShapeEval()

@@ -59,29 +59,6 @@ public enum ModelFolder {
     }
 }
 
-/// A tensor source whose keys are presented with a prefix added (`embeddings.…` → `text_model.embeddings.…`).
-public struct PrefixedSource: TensorSource {
-    public let base: TensorSource
-    public let prefix: String
-
-    public init(_ base: TensorSource, prefix: String) {
-        self.base = base
-        self.prefix = prefix
-    }
-
-    public var names: [String] { base.names.map { prefix + $0 } }
-    public func info(_ name: String) -> TensorInfo? { unprefixed(name).flatMap(base.info) }
-    public func tensor(_ name: String) throws -> Tensor {
-        guard let key = unprefixed(name) else { throw TorchError.missingTensor(path: base.location(of: name), tensor: name) }
-        return try base.tensor(key)
-    }
-    public func location(of name: String) -> String { base.location(of: unprefixed(name) ?? name) }
-
-    private func unprefixed(_ name: String) -> String? {
-        name.hasPrefix(prefix) ? String(name.dropFirst(prefix.count)) : nil
-    }
-}
-
 /// Options for loading a model folder.
 public struct LoadOptions: Sendable {
     public var dtype: DType = .float32
@@ -134,7 +111,7 @@ extension CLIPTextModel {
         // conversion); transformers 4 and every published SD checkpoint keep it. Both load.
         if weights.info("text_model.embeddings.token_embedding.weight") == nil,
            weights.info("embeddings.token_embedding.weight") != nil {
-            weights = PrefixedSource(weights, prefix: "text_model.")
+            weights = RenamedSource(weights) { "text_model." + $0 }
         }
         let store = try ParameterStore(device: options.device, dtype: options.dtype)
         let model = try CLIPTextModel(config: config, path: store.root,

@@ -264,6 +264,35 @@ public struct HidingSource: TensorSource {
     public func location(of name: String) -> String { base.location(of: name) }
 }
 
+/// A tensor source whose keys pass through a renaming function: `rename(key)` is the name a key is
+/// presented under, or nil to leave the tensor out. Serves per-model key layouts (a model's
+/// `sanitize` hook), added or stripped prefixes, and sub-stores of a checkpoint.
+///
+/// ```swift
+/// let withPrefix = RenamedSource(file) { "text_model." + $0 }
+/// let unet = RenamedSource(checkpoint) { $0.hasPrefix("unet.") ? String($0.dropFirst(5)) : nil }
+/// ```
+public struct RenamedSource: TensorSource {
+    public let base: TensorSource
+    /// Presented name → the base's name.
+    let map: [String: String]
+
+    public init(_ base: TensorSource, rename: (String) -> String?) {
+        self.base = base
+        var map: [String: String] = [:]
+        for name in base.names { if let new = rename(name) { map[new] = name } }
+        self.map = map
+    }
+
+    public var names: [String] { map.keys.sorted() }
+    public func info(_ name: String) -> TensorInfo? { map[name].flatMap(base.info) }
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let original = map[name] else { throw TorchError.missingTensor(path: base.location(of: name), tensor: name) }
+        return try base.tensor(original)
+    }
+    public func location(of name: String) -> String { base.location(of: map[name] ?? name) }
+}
+
 /// Opens a safetensors checkpoint: a `.safetensors` file or a `.safetensors.index.json` index.
 public func openSafeTensors(path: String) throws -> TensorSource {
     if path.hasSuffix(".index.json") { return try ShardedSafeTensors(indexPath: path) }

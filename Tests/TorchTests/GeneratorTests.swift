@@ -12,9 +12,14 @@ import Torch
     @Test(arguments: [UInt64(0), 42])
     func firstDrawsEqualPyTorch(seed: UInt64) throws {
         func fresh() throws -> Generator { try Generator(seed: seed) }
-        #expect(Tensor.randn([16], generator: try fresh()).equal(try reference.tensor("randn.\(seed)")))
-        #expect(Tensor.randn([1, 4, 8, 8], generator: try fresh())
-            .equal(try reference.tensor("randn_latent.\(seed)")))
+        // From 16 elements on, libtorch's normal_fill runs Box–Muller on the uniform draws with AVX2
+        // code or with scalar libm (CPU-dependent; ATEN_CPU_CAPABILITY selects it), which round
+        // log, sqrt and cos differently: the uniform bits are the same (rand below is exact), and a
+        // normal r·cos θ differs by a few ulps of the radius r = √(−2 ln u₁), at most 5.8 for float32
+        // uniforms: 8 ulps of it is under 64 float32 units of max(1, |x|). (Seen: 20 units.)
+        #expect(boxMullerError(Tensor.randn([16], generator: try fresh()), try reference.tensor("randn.\(seed)")) < 64)
+        #expect(boxMullerError(Tensor.randn([1, 4, 8, 8], generator: try fresh()),
+                               try reference.tensor("randn_latent.\(seed)")) < 64)
         #expect(Tensor.rand([16], generator: try fresh()).equal(try reference.tensor("rand.\(seed)")))
         #expect(Tensor.randint(0, 1000, [16], generator: try fresh()).equal(try reference.tensor("randint.\(seed)")))
         #expect(Tensor.randperm(10, generator: try fresh()).equal(try reference.tensor("randperm.\(seed)")))
@@ -24,6 +29,13 @@ import Torch
         let g = try fresh()
         let stream = Tensor.cat([Tensor.randn([5], generator: g), Tensor.randn([5], generator: g)])
         #expect(stream.equal(try reference.tensor("randn_then_randn.\(seed)")))
+    }
+
+    /// Largest |a − b| in float32 units (2⁻²⁴) of max(1, |b|), element by element.
+    func boxMullerError(_ a: Tensor, _ b: Tensor) -> Double {
+        guard a.shape == b.shape else { return .infinity }
+        let (x, y) = (a.to(.float64), b.to(.float64))
+        return ((x - y).abs() / y.abs().clamp(min: 1)).max().item() / 0x1p-24
     }
 
     @Test func sameSeedSameBitsDifferentSeedDifferent() throws {

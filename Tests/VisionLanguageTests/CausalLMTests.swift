@@ -50,22 +50,33 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
         let out = try model.generate(prompts: prompts, config: SamplingConfig(temperature: 0.7, topK: 20, topP: 0.9,
                                                                                maxNewTokens: 6, stopTokens: [2],
                                                                                seed: 11), padId: 0)
+        // The cached and the uncached pass are two float32 evaluations of the same network that
+        // round differently; a log-prob z/T − logsumexp(z/T) inherits their difference relative to the
+        // largest logit: 64 float32 units (u = 2⁻²⁴) of max |z| / T covers two layers' worth of rounding.
+        // (Seen: up to 9 units on AMD EPYC, scalar and AVX2 kernels.)
+        func tolerance(_ r: Int) -> Double {
+            let ids = prompts[r] + out.tokens[r]
+            let logits = withNoGrad { model(Tensor(ids.map(Int64.init), shape: [1, ids.count])) }
+            return 64 * 0x1p-24 * Swift.max(1, logits.abs().max().item() / 0.7)
+        }
         for (r, prompt) in prompts.enumerated() {
             // One sequence at a time, unpadded, no KV cache.
             let (lp, mask) = try model.tokenLogProbs(contexts: [prompt], completions: [out.tokens[r]], padId: 0,
                                                      temperature: 0.7)
             #expect(mask.sum().item() == Double(out.tokens[r].count))
             let scored = lp.toArray(Double.self)
-            for (a, b) in zip(scored, out.logProbs[r]) { #expect(abs(a - b) < 1e-5, "row \(r): \(a) vs \(b)") }
+            let tol = tolerance(r)
+            for (a, b) in zip(scored, out.logProbs[r]) { #expect(abs(a - b) < tol, "row \(r): \(a) vs \(b)") }
             // The on-policy ratio exp(new − old) is 1.
             let ratio = (lp - Tensor(out.logProbs[r]).to(.float32)).exp()
-            #expect(abs(ratio.max().item() - 1) < 1e-5 && abs(ratio.min().item() - 1) < 1e-5)
+            #expect(abs(ratio.max().item() - 1) < tol && abs(ratio.min().item() - 1) < tol)
         }
         // Batched scoring with padding gives the same numbers.
         let (batched, _) = try model.tokenLogProbs(contexts: prompts, completions: out.tokens, padId: 0, temperature: 0.7)
         for r in prompts.indices {
             let row = batched[r].toArray(Double.self).prefix(out.tokens[r].count)
-            for (a, b) in zip(row, out.logProbs[r]) { #expect(abs(a - b) < 1e-5) }
+            let tol = tolerance(r)
+            for (a, b) in zip(row, out.logProbs[r]) { #expect(abs(a - b) < tol) }
         }
     }
 

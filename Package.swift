@@ -33,6 +33,10 @@ let package = Package(
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "VisionLanguage", targets: ["VisionLanguage"]),
+        .library(name: "Imaging", targets: ["Imaging"]),
+        .library(name: "Training", targets: ["Training"]),
+        .library(name: "Miniature", targets: ["Miniature"]),
+        .library(name: "PromptLoop", targets: ["PromptLoop"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -57,29 +61,47 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "Tokenizers", dependencies: ["CZlib"]),
         .executableTarget(name: "tokenizers-bench", dependencies: ["Tokenizers"], path: "Sources/TokenizersBench"),
-        .target(name: "Diffusion", dependencies: ["Torch", "TorchNN", "Tokenizers"]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+        // RGB images, PNG (libpng), the bitmap font, contact sheets and plots; no Torch.
+        .target(name: "Imaging", dependencies: ["CPNG"], swiftSettings: [.unsafeFlags(["-O"])]),
+        // Checkpoints with optimizer and RNG state, loss logs and plots, progress: shared by every trainer.
+        .target(name: "Training", dependencies: ["Torch", "TorchNN", "Imaging"]),
+        .target(name: "Diffusion", dependencies: ["Torch", "TorchNN", "Tokenizers", "Training", "Imaging"]),
         // Dequantisation loops are optimised even in debug builds (as ShapeWorld).
         .target(name: "GGUF", swiftSettings: [.unsafeFlags(["-O"])]),
-        .target(name: "VisionLanguage", dependencies: ["Torch", "TorchNN", "Tokenizers", "GGUF"]),
-        .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+        .target(name: "VisionLanguage", dependencies: ["Torch", "TorchNN", "Tokenizers", "GGUF", "Imaging"]),
         .target(
             name: "ShapeWorld",
-            dependencies: ["CPNG"],
+            dependencies: ["Imaging"],
             // Pixel loops (renderer, detector, degradations) are optimised even in debug builds so
             // that the 10,000-scene accuracy tests finish in seconds under `swift test`.
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
+        // The embedded miniature's configs, tokenizer, training data and recipes.
+        .target(name: "Miniature", dependencies: ["Diffusion", "ShapeWorld", "Training", "Imaging", "Tokenizers", "Torch",
+                                                  "TorchNN"]),
+        // The algorithm and its evaluation: protocol, tables, audits, benchmarks.
+        .target(name: "PromptLoop", dependencies: ["Diffusion", "ShapeWorld", "VisionLanguage", "Imaging", "Training",
+                                                   "Torch", "TorchNN"]),
         .executableTarget(
             name: "promptloop",
             dependencies: [
-                "Torch", "TorchNN", "Diffusion", "ShapeWorld", "Tokenizers", "VisionLanguage", "GGUF",
+                "Torch", "TorchNN", "Diffusion", "ShapeWorld", "Tokenizers", "VisionLanguage", "GGUF", "Imaging",
+                "Training", "Miniature", "PromptLoop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TorchTests", dependencies: ["Torch"], exclude: ["Fixtures"]),
         .testTarget(name: "TorchNNTests", dependencies: ["TorchNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], exclude: ["Fixtures"]),
-        .testTarget(name: "ShapeWorldTests", dependencies: ["ShapeWorld"]),
+        .testTarget(name: "ShapeWorldTests", dependencies: ["ShapeWorld", "Imaging"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Torch", "TorchNN", "Imaging"]),
+        .testTarget(name: "MiniatureTests", dependencies: ["Miniature", "Diffusion", "ShapeWorld", "Tokenizers", "Torch"]),
+        .testTarget(name: "PromptLoopTests", dependencies: ["PromptLoop", "ShapeWorld", "Diffusion", "VisionLanguage",
+                                                            "Imaging", "Torch"]),
+        // Runs the built `promptloop` binary end to end on tiny fixtures.
+        .testTarget(name: "CLITests", dependencies: ["promptloop"]),
         .testTarget(name: "VisionLanguageTests", dependencies: ["VisionLanguage", "GGUF", "Tokenizers"], exclude: ["Fixtures"]),
         .testTarget(
             name: "GGUFTests", dependencies: ["GGUF", "Tokenizers"], exclude: ["Fixtures"],

@@ -1,47 +1,15 @@
-import Torch
-import TorchNN
-
-/// Errors from loading diffusion models, configs and pipelines.
-public enum DiffusionError: Error, CustomStringConvertible {
-    case missingFile(String)
-    case badConfig(file: String, message: String)
-    case unsupported(file: String, field: String, value: String)
+/// Errors from the diffusion library that are not about model files (those are `ModelError`): impossible
+/// sampling arguments, components of a pipeline that do not fit together, inputs out of range.
+public enum DiffusionError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidArgument(String)
+    /// The components of a pipeline folder do not fit together (an SDXL UNet under an SD
+    /// `model_index.json`, a text encoder narrower than the UNet's cross-attention).
+    case incompatibleComponents(folder: String, message: String)
 
     public var description: String {
         switch self {
-        case .missingFile(let path): return "missing file: \(path)"
-        case .badConfig(let file, let message): return "\(file): \(message)"
-        case .unsupported(let file, let field, let value):
-            return "\(file): `\(field)` = \(value) is not supported by PromptLoop"
         case .invalidArgument(let message): return message
-        }
-    }
-}
-
-/// A JSON field that is either one value or one value per block (`attention_head_dim: 8` or `[5, 10, 20]`).
-public enum OneOrMany<T: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
-    case one(T)
-    case many([T])
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if let v = try? c.decode(T.self) { self = .one(v) } else { self = .many(try c.decode([T].self)) }
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .one(let v): try c.encode(v)
-        case .many(let v): try c.encode(v)
-        }
-    }
-
-    /// One value per block.
-    public func perBlock(_ count: Int) -> [T] {
-        switch self {
-        case .one(let v): return Array(repeating: v, count: count)
-        case .many(let v): return v
+        case .incompatibleComponents(let folder, let message): return "\(folder): \(message)"
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TorchNN
 import Torch
 
 /// `model_index.json` of a diffusers pipeline folder.
@@ -37,7 +38,7 @@ public struct ModelIndex: Decodable, Sendable {
         switch className {
         case "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline": return .sd
         case "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline": return .sdxl
-        default: throw DiffusionError.unsupported(file: file, field: "_class_name", value: className)
+        default: throw ModelError.unsupported(file: file, field: "_class_name", value: className)
         }
     }
 }
@@ -58,7 +59,7 @@ extension StableDiffusionPipeline {
     {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw DiffusionError.missingFile("model folder \(folder)")
+            throw ModelError.missingFile("model folder \(folder)")
         }
         let indexPath = (folder as NSString).appendingPathComponent("model_index.json")
         let index = try ModelFolder.config(ModelIndex.self, in: folder, name: "model_index.json")
@@ -93,7 +94,7 @@ extension StableDiffusionPipeline {
             fallback = true
         }
         let pipeline = try StableDiffusionPipeline(kind: kind, textEncoders: encoders, tokenizers: tokenizers,
-                                                   unet: unet, vae: vae, scheduler: scheduler)
+                                                   unet: unet, vae: vae, scheduler: scheduler, folder: folder)
         pipeline.forceZerosForEmptyPrompt = index.forceZerosForEmptyPrompt ?? (kind == .sdxl)
         pipeline.usedFallbackScheduler = fallback
         return pipeline

@@ -1,4 +1,5 @@
 import Foundation
+import TorchNN
 import Tokenizers
 
 /// The pipeline's tokenizer adapter: pads and truncates to the text encoder's length, as the SD
@@ -27,10 +28,10 @@ public struct PipelineTokenizer: PromptTokenizer {
 
     /// Loads `tokenizer/`: CLIP's BPE (`vocab.json` + `merges.txt`, or a CLIP `tokenizer.json`),
     /// else any `tokenizer.json` (e.g. the WordLevel tokenizer of the embedded model).
-    public static func load(folder: String, maxLength: Int) throws -> PromptTokenizer {
+    public static func load(folder: String, maxLength: Int) throws -> PipelineTokenizer {
         let url = URL(fileURLWithPath: folder)
         let fm = FileManager.default
-        guard fm.fileExists(atPath: folder) else { throw DiffusionError.missingFile("tokenizer folder \(folder)") }
+        guard fm.fileExists(atPath: folder) else { throw ModelError.missingFile("tokenizer folder \(folder)") }
         let isCLIP = fm.fileExists(atPath: url.appendingPathComponent("merges.txt").path)
             || (try? String(contentsOf: url.appendingPathComponent("tokenizer_config.json"), encoding: .utf8))?
                 .contains("CLIPTokenizer") == true

@@ -1,6 +1,7 @@
 // Measuring the detector on freshly rendered scenes: recovery rate and confusion matrices.
 
 import Foundation
+import Imaging
 
 /// The image conditions the detector is measured under.
 public enum ImageCondition: String, CaseIterable, Codable, Sendable {

@@ -1,6 +1,7 @@
 // Image degradations that imitate what a small diffusion model's samples look like.
 
 import Foundation
+import Imaging
 
 /// The degradations the detector must survive (issue 4, point 5).
 ///

@@ -2,6 +2,7 @@
 // classification. Works on images from any source; they are resized to 64×64 first.
 
 import Foundation
+import Imaging
 
 /// One object found in an image. Coordinates are pixels on the 64×64 working canvas, y down.
 public struct Detection: Hashable, Codable, Sendable {

@@ -45,6 +45,13 @@ public struct PromptParser: Sendable {
     }
 
     /// Parses `text` leniently: never throws; unknown words are listed in the result.
+    /// The constraints of `text` when it speaks ShapeWorld's language (every word known, at least one
+    /// object), so that ShapeEval can score an image of it; nil otherwise.
+    public func scorableConstraints(_ text: String) -> ConstraintSet? {
+        let parsed = parse(text)
+        return parsed.unknownWords.isEmpty && !parsed.constraints.objects.isEmpty ? parsed.constraints : nil
+    }
+
     public func parse(_ text: String) -> ParsedPrompt {
         var state = State(tokens: removeBackgroundPhrases(tokenize(text)))
         state.run()

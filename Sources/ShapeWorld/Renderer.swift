@@ -1,5 +1,7 @@
 // Deterministic anti-aliased rasteriser for ShapeWorld scenes.
 
+import Imaging
+
 /// Options of the renderer.
 public struct RenderOptions: Sendable {
     /// Sub-samples per pixel along each axis (4 gives 16 coverage samples per pixel).

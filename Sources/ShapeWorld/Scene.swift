@@ -1,5 +1,7 @@
 // A ShapeWorld scene: plain background and a few non-overlapping coloured shapes.
 
+import Imaging
+
 /// One drawn object. `x`, `y` is the object's centroid in pixels (y points down), which is also
 /// what the detector measures.
 public struct SceneObject: Hashable, Codable, Sendable {

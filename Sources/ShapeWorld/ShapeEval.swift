@@ -1,5 +1,7 @@
 // ShapeEval: the GenEval analogue. Image + constraints → per-constraint pass/fail and scores.
 
+import Imaging
+
 /// The kind of a checked constraint.
 public enum ConstraintKind: String, Codable, Sendable {
     /// The number of objects matching a group (≥ 1 for a count of 1, exactly n otherwise).
@@ -35,6 +37,14 @@ public struct ShapeEvalResult: Hashable, Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case constraints, strict, soft, detections
+    }
+
+    /// `strict 1, soft 1.00 (3/3 constraints)`, with the failed constraints after a semicolon.
+    public var summary: String {
+        let passed = constraints.filter(\.passed).count
+        let failed = constraints.filter { !$0.passed }.map(\.description)
+        return "strict \(Int(strict)), soft \(String(format: "%.2f", soft)) (\(passed)/\(constraints.count) constraints)"
+            + (failed.isEmpty ? "" : "; failed: " + failed.joined(separator: "; "))
     }
 }
 

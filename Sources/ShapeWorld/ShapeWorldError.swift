@@ -5,16 +5,12 @@ public enum ShapeWorldError: Error, Equatable, CustomStringConvertible, Sendable
     case unreadableFile(path: String, reason: String)
     /// A file could not be written.
     case unwritableFile(path: String, reason: String)
-    /// The bytes are not a PNG image libpng can decode.
-    case invalidPNG(source: String, reason: String)
     /// A prompt names no shape at all, so nothing can be scored or rendered.
     case unparseablePrompt(prompt: String, unknownWords: [String])
     /// A prompt contains words the parser does not know (raised only in strict parsing).
     case unknownWords(prompt: String, words: [String])
     /// No placement satisfies the scene specification within the attempt budget.
     case cannotPlace(description: String)
-    /// An image has a size the operation cannot handle.
-    case invalidImageSize(width: Int, height: Int, reason: String)
     /// An argument is out of its valid range.
     case invalidArgument(name: String, reason: String)
 
@@ -24,8 +20,6 @@ public enum ShapeWorldError: Error, Equatable, CustomStringConvertible, Sendable
             return "cannot read '\(path)': \(reason)"
         case .unwritableFile(let path, let reason):
             return "cannot write '\(path)': \(reason)"
-        case .invalidPNG(let source, let reason):
-            return "'\(source)' is not a readable PNG image: \(reason)"
         case .unparseablePrompt(let prompt, let words):
             let extra = words.isEmpty ? "" : " (unknown words: \(words.joined(separator: ", ")))"
             return "prompt '\(prompt)' names no shape (circle, square, triangle, diamond)\(extra)"
@@ -33,8 +27,6 @@ public enum ShapeWorldError: Error, Equatable, CustomStringConvertible, Sendable
             return "prompt '\(prompt)' has unknown words: \(words.joined(separator: ", "))"
         case .cannotPlace(let description):
             return "cannot place the objects of '\(description)' on a 64×64 canvas without overlap"
-        case .invalidImageSize(let width, let height, let reason):
-            return "image of size \(width)×\(height) is invalid: \(reason)"
         case .invalidArgument(let name, let reason):
             return "invalid \(name): \(reason)"
         }

@@ -1,5 +1,7 @@
 // The closed vocabulary of ShapeWorld: shapes, colours, sizes, absolute positions and relations.
 
+import Imaging
+
 /// A shape ShapeWorld can draw and detect. Squares are axis-aligned, triangles point up, diamonds
 /// are squares turned by 45° (a rhombus with equal diagonals).
 public enum Shape: String, CaseIterable, Codable, Sendable, Comparable {
@@ -157,23 +159,6 @@ public enum Relation: String, CaseIterable, Codable, Sendable, Comparable {
         case .above: return a.y + margin < b.y
         case .below: return a.y > b.y + margin
         }
-    }
-}
-
-/// An sRGB colour with components in [0, 1].
-public struct RGB: Hashable, Codable, Sendable {
-    public var r: Double
-    public var g: Double
-    public var b: Double
-
-    public init(_ r: Double, _ g: Double, _ b: Double) {
-        self.r = r
-        self.g = g
-        self.b = b
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case r, g, b
     }
 }
 

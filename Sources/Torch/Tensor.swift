@@ -41,6 +41,9 @@ public final class Tensor: @unchecked Sendable {
     /// Number of elements.
     public var count: Int { Int(ct_numel(handle)) }
 
+    /// Bytes of the elements (`count × dtype.elementSize`).
+    public var byteCount: Int { count * dtype.elementSize }
+
     public var dtype: DType {
         guard let d = DType(rawValue: ct_dtype(handle)) else {
             fatalError("tensor has a dtype PromptLoop does not support")

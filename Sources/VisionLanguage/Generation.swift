@@ -44,6 +44,19 @@ public struct GenerationOutput: Sendable {
 }
 
 extension CausalLM {
+    /// Token ids outside the embedding table would abort inside libtorch: they are checked here,
+    /// where input enters the model.
+    func checkTokenIds(_ rows: [[Int]], what: String) throws {
+        let vocab = config.vocabSize
+        for row in rows {
+            if let bad = row.first(where: { $0 < 0 || $0 >= vocab }) {
+                throw VisionLanguageError.invalidArgument(
+                    "\(what) token id \(bad) is outside the model's vocabulary (0..<\(vocab)): is the tokenizer "
+                        + "the model's own?")
+            }
+        }
+    }
+
     /// Samples continuations of `prompts` (token ids) as one left-padded batch with a KV cache.
     ///
     /// `promptEmbeddings`, when given, turns the padded prompt ids `[B, L]` into input embeddings
@@ -54,6 +67,7 @@ extension CausalLM {
         guard !prompts.isEmpty, prompts.allSatisfy({ !$0.isEmpty }) else {
             throw VisionLanguageError.invalidArgument("every prompt needs at least one token")
         }
+        try checkTokenIds(prompts + [[padId]], what: "prompt")
         let b = prompts.count
         let width = prompts.map(\.count).max()!
         var ids: [Int64] = []
@@ -141,6 +155,7 @@ extension CausalLM {
         guard contexts.allSatisfy({ !$0.isEmpty }) else {
             throw VisionLanguageError.invalidArgument("every context needs at least one token")
         }
+        try checkTokenIds(contexts + completions + [[padId]], what: "scored")
         let b = contexts.count
         let lengths = zip(contexts, completions).map { $0.count + $1.count }
         let width = lengths.max()!

@@ -1,6 +1,7 @@
 // Mirrors transformers CLIPImageProcessor (transformers 5.24.0): resize the shortest edge, centre
 // crop, rescale, normalise — on tensors, so x̂₀ from the diffusion pipeline needs no PNG round trip.
 import Foundation
+import TorchNN
 import Torch
 
 /// `preprocessor_config.json` of a CLIP-style image processor.
@@ -56,25 +57,19 @@ public struct ImageProcessor: Sendable {
 
     public init(config: ImageProcessorConfig) throws {
         guard [2, 3].contains(config.resample) else {
-            throw VisionLanguageError.unsupported(file: "preprocessor_config.json", field: "resample",
-                                                  value: "\(config.resample) (bilinear 2 and bicubic 3 are)")
+            throw ModelError.unsupported(file: "preprocessor_config.json", field: "resample",
+                                         value: "\(config.resample) (bilinear 2 and bicubic 3 are)")
         }
         guard config.imageMean.count == 3, config.imageStd.count == 3, config.imageStd.allSatisfy({ $0 > 0 }) else {
-            throw VisionLanguageError.badConfig(file: "preprocessor_config.json",
-                                                message: "image_mean and image_std need three values, std > 0")
+            throw ModelError.badConfig(file: "preprocessor_config.json",
+                                       message: "image_mean and image_std need three values, std > 0")
         }
         self.config = config
     }
 
     public static func load(folder: String) throws -> ImageProcessor {
-        let path = (folder as NSString).appendingPathComponent("preprocessor_config.json")
-        guard FileManager.default.fileExists(atPath: path) else { throw VisionLanguageError.missingFile(path) }
-        do {
-            return try ImageProcessor(config: JSONDecoder().decode(ImageProcessorConfig.self,
-                                                                   from: Data(contentsOf: URL(fileURLWithPath: path))))
-        } catch let e as VisionLanguageError { throw e } catch {
-            throw VisionLanguageError.badConfig(file: path, message: "\(error)")
-        }
+        try ImageProcessor(config: ModelFolder.config(ImageProcessorConfig.self, in: folder,
+                                                      name: "preprocessor_config.json"))
     }
 
     /// Output size of the shortest-edge resize (`get_resize_output_image_size`, not square).

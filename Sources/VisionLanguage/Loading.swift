@@ -2,24 +2,9 @@ import Foundation
 import Torch
 import TorchNN
 
-/// The safetensors weights of a transformers folder (`model.safetensors` or a sharded index).
-func folderWeights(_ folder: String) throws -> TensorSource {
-    let fm = FileManager.default
-    for name in ["model.safetensors", "model.safetensors.index.json"] {
-        let path = (folder as NSString).appendingPathComponent(name)
-        if fm.fileExists(atPath: path) { return try openSafeTensors(path: path) }
-    }
-    throw VisionLanguageError.missingFile("no model.safetensors (or index) in \(folder)")
-}
-
+/// `config.json` of a transformers folder, decoded, with its path (for validation messages).
 func decodeConfig<T: Decodable>(_ type: T.Type, folder: String) throws -> (T, String) {
-    let path = (folder as NSString).appendingPathComponent("config.json")
-    guard FileManager.default.fileExists(atPath: path) else { throw VisionLanguageError.missingFile(path) }
-    do {
-        return (try JSONDecoder().decode(T.self, from: Data(contentsOf: URL(fileURLWithPath: path))), path)
-    } catch {
-        throw VisionLanguageError.badConfig(file: path, message: "\(error)")
-    }
+    (try ModelFolder.config(T.self, in: folder), (folder as NSString).appendingPathComponent("config.json"))
 }
 
 extension CausalLM {
@@ -32,7 +17,7 @@ extension CausalLM {
         let store = try ParameterStore(device: device, dtype: dtype, seed: seed)
         let model = try CausalLM(config: config, path: store.root, lora: lora)
         store.freeze(adapters: false)
-        try store.load(from: HidingSource(try folderWeights(folder), hiding: model.ignoredKeys))
+        try store.load(from: HidingSource(try ModelFolder.weights(in: folder), hiding: model.ignoredKeys))
         return model
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Diffusion
 import Foundation
+import PromptLoop
 import Torch
 
 /// End-to-end image generation throughput of a diffusers folder, against diffusers on the same folder.
@@ -27,7 +28,7 @@ struct BenchGenerate: ParsableCommand {
     static let prompt = "two red circles left of a blue square"
 
     func run() throws {
-        guard let folder = model ?? defaultModelFolder() else { throw CLIError("no --model and no embedded model") }
+        guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
         let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: "ddim")
         let options = SamplingOptions(steps: steps, guidance: 5, seed: 0)
         func once() throws {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PromptLoop
 import Torch
 import VisionLanguage
 
@@ -51,7 +52,7 @@ struct BenchLM: ParsableCommand {
         let tiny = try CausalLM.load(folder: "Tests/VisionLanguageTests/Fixtures/tiny-qwen2")
         let swiftTiny = try time(tiny)
         var swiftSmol: Double?
-        let smolPath = defaultSmolLM2()
+        let smolPath = EmbeddedModels.smolLM2
         if !skipSmolLM2, let smolPath { swiftSmol = try time(try CausalLM.load(gguf: smolPath).model) }
         let reference = runPython(smol: skipSmolLM2 ? nil : smolPath)
         print("machine: \(ProcessInfo.processInfo.processorCount) cores, libtorch threads \(Threads.count)")

@@ -1,8 +1,11 @@
 import ArgumentParser
 import Diffusion
 import Foundation
+import Imaging
+import PromptLoop
 import ShapeWorld
 import Torch
+import Training
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,42 +23,20 @@ struct EvalTarget: ParsableArguments {
     var set = "Data/shapeworld/v1/eval.jsonl"
 
     func modelFolder() throws -> String {
-        guard let folder = model ?? defaultModelFolder() else {
+        guard let folder = model ?? EmbeddedModels.diffusion else {
             throw CLIError("no --model given and the embedded default model is not in this checkout")
         }
         return folder
     }
 
-    func records() throws -> [PromptRecord] { try loadPromptSet(set) }
-}
-
-/// The records of a prompt set (JSONL), with the line of any record that does not parse.
-func loadPromptSet(_ path: String) throws -> [PromptRecord] {
-    let text: String
-    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-        throw CLIError("cannot read the prompt set \(path): \(error.localizedDescription)")
-    }
-    return try text.split(separator: "\n").enumerated().map { i, line in
-        do { return try JSONDecoder().decode(PromptRecord.self, from: Data(line.utf8)) } catch {
-            throw CLIError("\(path):\(i + 1): not a prompt record (\(error))")
-        }
+    func records() throws -> [PromptRecord] {
+        let records = try PromptSets.readJSONLines(path: set)
+        guard !records.isEmpty else { throw CLIError("the prompt set \(set) has no records") }
+        return records
     }
 }
 
-/// The evaluation protocol's images: row i is the image `generate --seed seeds[i]` gives for
-/// `prompts[i]` alone.
-func protocolImages(_ pipeline: StableDiffusionPipeline, prompts: [String], seeds: [UInt64], steps: Int,
-                    guidance: Double) throws -> [RGBImage] {
-    let out = try pipeline.sample(
-        prompts: prompts, options: SamplingOptions(steps: steps, guidance: guidance, seed: seeds[0], rowSeeds: seeds))
-    let decoded = pipeline.decode(out.latents)
-    let (h, w) = (decoded.size(2), decoded.size(3))
-    return (0..<prompts.count).map { RGBImage(width: w, height: h, planar: decoded[$0].contiguous().toArray(Float.self)) }
-}
-
-/// GenEval-style evaluation of a text-to-image model on a ShapeWorld prompt set: every prompt is
-/// sampled with every seed under one fixed protocol, each image is scored by ShapeEval against the
-/// prompt's constraints, and strict / soft scores are averaged per category.
+/// GenEval-style evaluation of a text-to-image model on a ShapeWorld prompt set.
 struct EvalShapeWorld: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shapeworld",
@@ -90,73 +71,143 @@ struct EvalShapeWorld: ParsableCommand {
 
     func validate() throws {
         guard steps > 0, seeds > 0, batch > 0 else { throw ValidationError("--steps, --seeds and --batch must be positive") }
-    }
-
-    struct Item: Codable {
-        var id: String
-        var category: String
-        var prompt: String
-        var seed: Int
-        var strict: Double
-        var soft: Double
+        if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+        guard guidance.isFinite else { throw ValidationError("--guidance must be finite") }
     }
 
     func run() throws {
-        let folder = try target.modelFolder()
         var records = try target.records()
         if let limit { records = Array(records.prefix(limit)) }
-        let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: scheduler)
-        let shapeEval = ShapeEval()
-        var items: [Item] = []
-        var gallery: [(category: PromptCategory, image: RGBImage, caption: String)] = []
-        let start = Date()
-        let total = records.count * seeds
-        for seed in 0..<seeds {
-            for chunkStart in stride(from: 0, to: records.count, by: batch) {
-                let chunk = Array(records[chunkStart..<Swift.min(chunkStart + batch, records.count)])
-                let images = try protocolImages(pipeline, prompts: chunk.map(\.prompt),
-                                                seeds: Array(repeating: UInt64(seed), count: chunk.count),
-                                                steps: steps, guidance: guidance)
-                for (record, image) in zip(chunk, images) {
-                    let r = shapeEval.score(image, record.constraints)
-                    items.append(Item(id: record.id, category: record.category.rawValue, prompt: record.prompt,
-                                      seed: seed, strict: r.strict, soft: r.soft))
-                    if seed == 0, gallery.filter({ $0.category == record.category }).count < 4 {
-                        gallery.append((record.category, image, "\(r.strict == 1 ? "PASS" : "FAIL") \(record.prompt)"))
-                    }
-                }
-                reportProgress(step: items.count, total: total, since: start, fromStep: 0,
-                               text: String(format: "strict %.3f", items.map(\.strict).reduce(0, +) / Double(items.count)))
-            }
+        let pipeline = try StableDiffusionPipeline.load(folder: try target.modelFolder(), scheduler: scheduler)
+        let evaluation = ShapeWorldEvaluation(
+            evaluation: EvaluationProtocol(steps: steps, guidance: guidance, scheduler: scheduler, seeds: seeds),
+            batch: batch)
+        let meter = ProgressMeter(total: records.count * seeds, unit: "image")
+        let result = try evaluation.run(pipeline: pipeline, records: records) { done, _, strict in
+            report(meter, step: done, text: String(format: "strict %.3f", strict))
         }
-        printTable(items)
+        print(result.table.markdown)
         if let results {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try writeAtomically(encoder.encode(items), to: results)
+            try writeAtomically(encoder.encode(result.items), to: results)
         }
-        if let sheet { try PNG.write(ContactSheet().render(gallery.map { ($0.image, $0.caption) }), to: sheet) }
+        if let sheet { try PNG.write(ContactSheet().render(result.gallery), to: sheet) }
+    }
+}
+
+/// Does the VAE keep what ShapeEval sees?
+struct EvalVAE: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vae",
+        abstract: "Fraction of scenes whose ShapeEval verdict survives a VAE round trip (goal ≥ 98%).")
+
+    @Option(help: "VAE folder (diffusers layout).")
+    var vae = "Models/shapeworld-sd/vae"
+
+    @Option(help: "Scenes to test.")
+    var scenes = 500
+
+    @Option(help: "Seed of the scene stream (use one the VAE never trained on).")
+    var seed: UInt64 = 0x5EED_0F_E7A1
+
+    @Option(help: "Write a contact sheet of originals and reconstructions here.")
+    var sheet: String?
+
+    func validate() throws {
+        guard scenes > 0 else { throw ValidationError("--scenes must be positive") }
     }
 
-    func printTable(_ items: [Item]) {
-        let order = ["single_object", "two_object", "counting", "colors", "position", "color_attr"]
-        let categories = order.filter { c in items.contains { $0.category == c } }
-            + Set(items.map(\.category)).subtracting(order).sorted()
-        print("| category | images | strict | soft |")
-        print("|---|---|---|---|")
-        for c in categories {
-            let rows = items.filter { $0.category == c }
-            print(String(format: "| %@ | %d | %.3f | %.3f |", c, rows.count,
-                         rows.map(\.strict).reduce(0, +) / Double(rows.count),
-                         rows.map(\.soft).reduce(0, +) / Double(rows.count)))
+    func run() throws {
+        let model = try AutoencoderKL.load(folder: vae)
+        let meter = ProgressMeter(total: scenes, unit: "scene")
+        let r = try VAERoundTrip.measure(vae: model, scenes: scenes, seed: seed) { done, _, kept in
+            report(meter, step: done, text: String(format: "kept %.2f%%", 100 * kept))
         }
-        // Overall as GenEval reports it: the mean of the per-category scores.
-        let perCategory = categories.map { c in
-            let rows = items.filter { $0.category == c }
-            return (rows.map(\.strict).reduce(0, +) / Double(rows.count), rows.map(\.soft).reduce(0, +) / Double(rows.count))
+        print(String(format: "%d scenes: verdict kept on %.2f%% (goal ≥ 98%%); originals passing: %.2f%%", r.scenes,
+                     100 * Double(r.kept) / Double(r.scenes), 100 * Double(r.originalsPassing) / Double(r.scenes)))
+        if let sheet { try PNG.write(ContactSheet(columns: 8).render(r.gallery), to: sheet) }
+    }
+}
+
+/// Is ShapeEval right about generated images?
+struct EvalAudit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Check ShapeEval's verdicts on generated images against labels given by eye.",
+        discussion: """
+            Picks --count (prompt, seed) pairs from the prompt set, spread evenly over its categories \
+            (seeded by --pick-seed), and generates each under the evaluation protocol (DDIM, 20 steps, \
+            guidance 5, the image `generate --seed S` gives).
+
+            Without --labels it writes to --out the images (NNN.png), ShapeEval's verdicts \
+            (audit.jsonl) and numbered sheets of images and prompts with no verdicts on them \
+            (sheet-K.png), to be labelled by eye without seeing the detector's answer.
+
+            A labels file has one JSON object per line: {"n": 1, "pass": true, "note": "…"}, where \
+            pass means the image shows everything its prompt asks for. With --labels the same images \
+            are generated again, scored by the current detector, and the agreement is printed with \
+            every disagreement.
+            """)
+
+    @OptionGroup var target: EvalTarget
+
+    @Option(help: "Images to audit.")
+    var count = 100
+
+    @Option(help: "Seeds per prompt the images are drawn from: 0..<N (the protocol's 4).")
+    var seeds = 4
+
+    @Option(name: .customLong("pick-seed"), help: "Seed of the choice of (prompt, seed) pairs.")
+    var pickSeed: UInt64 = 0
+
+    @Option(help: "Folder for images, verdicts and sheets.")
+    var out = "runs/audit"
+
+    @Option(help: "Labels given by eye (JSONL); compare the detector with them.")
+    var labels: String?
+
+    @Option(help: "Images per sampling batch.")
+    var batch = 16
+
+    func validate() throws {
+        guard count > 0, seeds > 0, batch > 0 else { throw ValidationError("--count, --seeds and --batch must be positive") }
+    }
+
+    func run() throws {
+        let given = try labels.map(Audit.readLabels)
+        var rng = SplitMix64(seed: pickSeed)
+        let picks = Audit.pick(try target.records(), count: count, seeds: seeds, rng: &rng)
+        let pipeline = try StableDiffusionPipeline.load(folder: try target.modelFolder(), scheduler: "ddim")
+        let meter = ProgressMeter(total: picks.count, unit: "image")
+        let made = try Audit.generate(picks, pipeline: pipeline, batch: batch) { done, _ in
+            report(meter, step: done, text: "generated")
         }
-        print(String(format: "| **overall** (mean of categories) | %d | %.3f | %.3f |", items.count,
-                     perCategory.map(\.0).reduce(0, +) / Double(perCategory.count),
-                     perCategory.map(\.1).reduce(0, +) / Double(perCategory.count)))
+        let verdicts = made.map(\.0)
+        if let given {
+            let comparison = try Audit.compare(verdicts, given)
+            for (v, label) in comparison.disagreements {
+                print("#\(v.n) [\(v.category)] \"\(v.prompt)\" seed \(v.seed): by eye \(label.pass ? "PASS" : "FAIL"), "
+                      + "detector \(v.strict == 1 ? "PASS" : "FAIL")")
+                if let note = label.note { print("    by eye: \(note)") }
+                print("    detected: \(v.detections.isEmpty ? "nothing" : v.detections.joined(separator: "; "))")
+                if !v.failed.isEmpty { print("    failed: \(v.failed.joined(separator: "; "))") }
+            }
+            print(comparison.markdown)
+            return
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        for (v, image) in made { try PNG.write(image, to: out + String(format: "/%03d.png", v.n)) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let lines = try verdicts.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: out + "/audit.jsonl")
+        let perSheet = 20
+        let sheet = ContactSheet(columns: 5, scale: 4, captionLines: 3)
+        for s in stride(from: 0, to: made.count, by: perSheet) {
+            let items = made[s..<Swift.min(s + perSheet, made.count)].map { ($0.1, "\($0.0.n): \($0.0.prompt)") }
+            try PNG.write(sheet.render(items), to: out + "/sheet-\(s / perSheet + 1).png")
+        }
+        print("wrote \(made.count) images, audit.jsonl and \((made.count + perSheet - 1) / perSheet) sheets to \(out)")
     }
 }

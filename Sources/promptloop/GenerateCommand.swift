@@ -1,26 +1,11 @@
 import ArgumentParser
 import Diffusion
 import Foundation
+import Imaging
+import PromptLoop
 import ShapeWorld
 import Torch
-
-/// Where the embedded default model lives: `Models/shapeworld-sd` in the working directory or in the
-/// checkout that holds this executable.
-func defaultModelFolder() -> String? {
-    locateInCheckout("Models/shapeworld-sd") { FileManager.default.fileExists(atPath: $0 + "/model_index.json") }
-}
-
-/// `relative` under the working directory, or under one of the five folders above the binary (a
-/// checkout's `.build/release/promptloop`, however it is called) — the first where `present` holds.
-func locateInCheckout(_ relative: String, present: (String) -> Bool) -> String? {
-    var candidates = [FileManager.default.currentDirectoryPath + "/" + relative]
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    for _ in 0..<5 {
-        candidates.append(dir.appendingPathComponent(relative).path)
-        dir = dir.deletingLastPathComponent()
-    }
-    return candidates.first(where: present)
-}
+import TorchNN
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,7 +17,8 @@ struct GenerateCommand: ParsableCommand {
             The pipeline kind comes from the folder's model_index.json. Initial noise is drawn on the \
             CPU from --seed as diffusers draws it, so the same folder, seed, scheduler, steps and \
             guidance give diffusers' image. --prompt-at STEP:PROMPT (repeatable) switches to PROMPT \
-            from the 0-based step STEP on, for every image of the batch.
+            from the 0-based step STEP on, for every image of the batch. An empty prompt is \
+            unconditional; a prompt longer than the text encoder takes is cut, with a warning.
             """)
 
     @Argument(help: "The prompt (or use --prompt).")
@@ -94,6 +80,8 @@ struct GenerateCommand: ParsableCommand {
         if positionalPrompt != nil && prompt != nil { throw ValidationError("give the prompt once, not both ways") }
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        if let height, height <= 0 { throw ValidationError("--height must be positive") }
+        if let width, width <= 0 { throw ValidationError("--width must be positive") }
         guard guidance.isFinite, guidanceRescale.isFinite, (0...1).contains(guidanceRescale) else {
             throw ValidationError("--guidance must be finite and --guidance-rescale in [0, 1]")
         }
@@ -122,50 +110,37 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         let device = try Device(parsing: self.device)
         try device.validate()
-        guard let folder = model ?? defaultModelFolder() else {
+        guard let folder = model ?? EmbeddedModels.diffusion else {
             throw CLIError("no --model given and the embedded default model (Models/shapeworld-sd) is not "
-                + "in this checkout yet; pass --model DIR with a diffusers pipeline folder")
+                + "in this checkout; pass --model DIR with a diffusers pipeline folder")
         }
-        let text = positionalPrompt ?? prompt!
+        let text = positionalPrompt ?? prompt ?? ""
         let pipeline = try StableDiffusionPipeline.load(
-            folder: folder, options: LoadOptions(dtype: DType(name: dtype)!, device: device, variant: variant),
+            folder: folder, options: LoadOptions(dtype: DType(name: dtype) ?? .float32, device: device, variant: variant),
             scheduler: scheduler)
         if pipeline.usedFallbackScheduler {
             warn("the folder's scheduler is not supported; using DDIM with its noise schedule (pick one with --scheduler)")
         }
-        let schedule = try parsedSchedule().mapValues { Array(repeating: Optional($0), count: batch) }
         let start = Date()
         let result = try pipeline.sample(
             prompts: Array(repeating: text, count: batch),
             negativePrompts: negativePrompt.map { Array(repeating: $0, count: batch) },
             options: SamplingOptions(steps: steps, guidance: guidance, guidanceRescale: guidanceRescale,
                                      height: height, width: width, seed: seed),
-            schedule: schedule,
+            schedule: try parsedSchedule().mapValues { Array(repeating: Optional($0), count: batch) },
             progress: quiet ? nil : { done, total in progressBar(done, total, since: start) })
         for prompt in pipeline.truncatedPrompts {
             warn("prompt truncated to the text encoder's maximum length: \"\(prompt.prefix(60))…\"")
         }
-        let images = pipeline.decode(result.latents)
-        let paths = outputPaths(count: batch)
-        let (h, w) = (images.size(2), images.size(3))
-        // ShapeEval's verdict when the prompt speaks ShapeWorld's language (every word known to its
-        // parser, at least one object): the embedded model's reward and metric.
-        let parsed = PromptParser().parse(text)
-        let scorable = parsed.unknownWords.isEmpty && !parsed.constraints.objects.isEmpty
-        for (i, path) in paths.enumerated() {
-            let planar = images[i].contiguous().toArray(Float.self)
-            let image = RGBImage(width: w, height: h, planar: planar)
+        // ShapeEval's verdict when the prompt speaks ShapeWorld's language: the embedded model's reward.
+        let constraints = PromptParser().scorableConstraints(text)
+        for (path, image) in zip(outputPaths(count: batch), pipeline.decodeImages(result.latents)) {
             try PNG.write(image, to: path)
-            guard scorable else {
+            if let constraints {
+                print("\(path)  ShapeEval: \(ShapeEval().score(image, constraints).summary)")
+            } else {
                 print(path)
-                continue
             }
-            let verdict = ShapeEval().score(image, parsed.constraints)
-            let passed = verdict.constraints.filter(\.passed).count
-            let failed = verdict.constraints.filter { !$0.passed }.map(\.description)
-            print("\(path)  ShapeEval: strict \(Int(verdict.strict)), soft \(String(format: "%.2f", verdict.soft)) "
-                + "(\(passed)/\(verdict.constraints.count) constraints)"
-                + (failed.isEmpty ? "" : "; failed: " + failed.joined(separator: "; ")))
         }
     }
 
@@ -174,20 +149,4 @@ struct GenerateCommand: ParsableCommand {
         let stem = String(out.dropLast(4))
         return (0..<count).map { "\(stem)-\($0).png" }
     }
-}
-
-func warn(_ message: String) {
-    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
-}
-
-/// A one-line progress bar on standard error.
-func progressBar(_ done: Int, _ total: Int, since start: Date) {
-    let width = 30
-    let filled = total > 0 ? width * done / total : width
-    let elapsed = Date().timeIntervalSince(start)
-    let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
-    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-    let line = String(format: "\r[%@] %d/%d  %.1fs elapsed, eta %.1fs", bar, done, total, elapsed, eta)
-    FileHandle.standardError.write(Data(line.utf8))
-    if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Training
 
 @main
 struct PromptLoopCommand: ParsableCommand {
@@ -21,4 +23,29 @@ struct PromptLoopCommand: ParsableCommand {
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
+}
+
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+}
+
+/// Writes `line` over the current line of standard error; a newline when `done`.
+func statusLine(_ line: String, done: Bool) {
+    FileHandle.standardError.write(Data(("\r" + line + "   " + (done ? "\n" : "")).utf8))
+}
+
+/// A one-line progress bar on standard error.
+func progressBar(_ done: Int, _ total: Int, since start: Date) {
+    let width = 30
+    let filled = total > 0 ? width * done / total : width
+    let elapsed = Date().timeIntervalSince(start)
+    let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+    statusLine(String(format: "[%@] %d/%d  %.1fs elapsed, eta %.1fs", bar, done, total, elapsed, eta),
+               done: done == total)
+}
+
+/// Prints a ``ProgressMeter`` line for `step` on standard error.
+func report(_ progress: ProgressMeter, step: Int, text: String) {
+    statusLine(progress.line(step: step, text: text), done: progress.isDone(step))
 }

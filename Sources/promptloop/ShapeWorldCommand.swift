@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import Foundation
+import Imaging
 import ShapeWorld
 
 extension PromptCategory: ExpressibleByArgument {}
@@ -46,7 +47,7 @@ struct ShapeWorldCommand: ParsableCommand {
             var rng = SplitMix64(seed: seed)
             let scene = try SceneSampler().scene(for: parsed.constraints, rng: &rng)
             var image = condition.image(of: scene, rng: &rng)
-            if scale > 1 { image = enlarge(image, by: scale) }
+            if scale > 1 { image = image.enlarged(by: scale) }
             try PNG.write(image, to: out)
             if !parsed.unknownWords.isEmpty {
                 let words = parsed.unknownWords.joined(separator: ", ")
@@ -232,15 +233,4 @@ struct ShapeWorldCommand: ParsableCommand {
             print("wrote \(out)")
         }
     }
-}
-
-/// Nearest-neighbour enlargement for viewing.
-private func enlarge(_ image: RGBImage, by k: Int) -> RGBImage {
-    var out = RGBImage(width: image.width * k, height: image.height * k)
-    for y in 0..<out.height {
-        for x in 0..<out.width {
-            for c in 0..<3 { out[x, y, c] = image[x / k, y / k, c] }
-        }
-    }
-    return out
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Torch
+import TorchNN
 @testable import Diffusion
 
 func fixture(_ path: String) -> String {

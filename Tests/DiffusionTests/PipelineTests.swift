@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Torch
+import TorchNN
 @testable import Diffusion
 
 /// Maps the fixture's prompt names ("A", "B", "C", "") to the token ids the reference used.
@@ -42,7 +43,7 @@ func sdScheduler() throws -> Scheduler {
         let (pipe, ref) = try loadTinyPipeline("tiny-sd", scheduler: try sdScheduler())
         let options = SamplingOptions(steps: 4, guidance: 5, height: 16, width: 16, seed: 42)
         let viaCallback = try pipe.sample(prompts: ["A", "C"], options: options) { state in
-            state.step == 1 ? ["B", nil] : nil
+            state.step == 1 ? [.prompt("B"), .keep] : nil
         }
         #expect(relativeError(viaCallback.latents, try ref.tensor("swap.latents")) < 1e-4)
         #expect(viaCallback.prompts == ["B", "C"])
@@ -66,7 +67,7 @@ func sdScheduler() throws -> Scheduler {
             (0.00085, 0.012, "scaled_linear", 1, "leading")
         let (pipe, ref) = try loadTinyPipeline("tiny-sdxl", scheduler: try EulerDiscreteScheduler(c))
         let options = SamplingOptions(steps: 4, guidance: 5, height: 16, width: 16, seed: 42)
-        let out = try pipe.sample(prompts: ["A", "C"], options: options) { $0.step == 1 ? ["B", nil] : nil }
+        let out = try pipe.sample(prompts: ["A", "C"], options: options) { $0.step == 1 ? [.prompt("B"), .keep] : nil }
         #expect(relativeError(out.latents, try ref.tensor("swap.latents")) < 1e-4)
         #expect(relativeError(pipe.decode(out.latents), try ref.tensor("swap.image")) < 1e-4)
     }
@@ -120,7 +121,7 @@ func sdScheduler() throws -> Scheduler {
     }
 
     @Test func missingFoldersAndFilesNameThePath() throws {
-        #expect(throws: DiffusionError.self) { try StableDiffusionPipeline.load(folder: "/nonexistent/model") }
+        #expect(throws: ModelError.self) { try StableDiffusionPipeline.load(folder: "/nonexistent/model") }
         let folder = NSTemporaryDirectory() + "promptloop-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -129,8 +130,106 @@ func sdScheduler() throws -> Scheduler {
         do {
             _ = try StableDiffusionPipeline.load(folder: folder)
             Issue.record("accepted an unsupported pipeline")
-        } catch let error as DiffusionError {
+        } catch let error as ModelError {
             #expect(error.description.contains("_class_name") && error.description.contains("KandinskyPipeline"))
+        }
+    }
+}
+
+// The callback a policy uses: it may hand back ready conditionings, and its errors end sampling.
+@Suite struct StepCallbackTests {
+    @Test func aReadyConditioningActsAsItsPrompt() throws {
+        let (pipe, _) = try loadTinyPipeline("tiny-sd", scheduler: try sdScheduler())
+        let options = SamplingOptions(steps: 4, guidance: 5, height: 16, width: 16, seed: 42)
+        let viaPrompt = try pipe.sample(prompts: ["A", "C"], options: options) { $0.step == 1 ? [.prompt("B"), .keep] : nil }
+        let ready = try pipe.embed("B")
+        pipe.clearCache()
+        let viaConditioning = try pipe.sample(prompts: ["A", "C"], options: options) {
+            $0.step == 1 ? [.conditioning(ready), .keep] : nil
+        }
+        #expect(viaConditioning.latents.equal(viaPrompt.latents))
+        #expect(viaConditioning.prompts == ["B", "C"])
+        // A conditioning of the wrong width is refused, naming the step.
+        let wrong = PromptEmbedding(context: Tensor.zeros([1, 77, 5]))
+        do {
+            _ = try pipe.sample(prompts: ["A"], options: options) { _ in [.conditioning(wrong)] }
+            Issue.record("accepted a [1, 77, 5] conditioning")
+        } catch let error as DiffusionError {
+            #expect(error.description.contains("after step 0"))
+        }
+    }
+
+    struct PolicyFailed: Error {}
+
+    @Test func anErrorOfTheCallbackEndsSampling() throws {
+        let (pipe, _) = try loadTinyPipeline("tiny-sd", scheduler: try sdScheduler())
+        var calls = 0
+        #expect(throws: PolicyFailed.self) {
+            try pipe.sample(prompts: ["A"], options: SamplingOptions(steps: 4, height: 16, width: 16)) { _ in
+                calls += 1
+                throw PolicyFailed()
+            }
+        }
+        #expect(calls == 1)
+        #expect(throws: DiffusionError.self) {
+            try pipe.sample(prompts: ["A", "C"], options: SamplingOptions(steps: 3, height: 16, width: 16)) { _ in [.keep] }
+        }
+    }
+
+    @Test func theEmbeddingCacheStaysWithinItsBudget() throws {
+        let (pipe, _) = try loadTinyPipeline("tiny-sd", scheduler: try sdScheduler())
+        let one = try pipe.embed("A").byteCount
+        pipe.clearCache()
+        pipe.embeddingCacheBytes = 2 * one
+        for p in ["A", "B", "C", "", "A"] { _ = try pipe.embed(p) }
+        #expect(pipe.cachedEmbeddings.count == 2 && pipe.cachedEmbeddings.bytes <= 2 * one)
+        // Least recently used goes first: "" and "A" (used last) stay.
+        _ = try pipe.embed("")
+        #expect(pipe.cachedEmbeddings.count == 2)
+        pipe.clearCache()
+        #expect(pipe.cachedEmbeddings.count == 0 && pipe.cachedEmbeddings.bytes == 0)
+    }
+}
+
+// Inputs that used to abort inside libtorch or trap are errors naming the file or value.
+@Suite struct PipelineInputTests {
+    @Test func componentsThatDoNotFitAreErrors() throws {
+        let encoder = try CLIPTextModel.load(folder: fixture("tiny-sd/text_encoder"))
+        let vae = try AutoencoderKL.load(folder: fixture("tiny-sd/vae"))
+        let tokenizer = TableTokenizer(table: ["": [0]])
+        // An SDXL UNet (addition_embed_type text_time) under an SD model_index.json.
+        let sdxlUNet = try UNet2DConditionModel.load(folder: fixture("tiny-sdxl/unet"))
+        do {
+            _ = try StableDiffusionPipeline(kind: .sd, textEncoders: [encoder], tokenizers: [tokenizer], unet: sdxlUNet,
+                                            vae: vae, scheduler: try sdScheduler(), folder: "some/folder")
+            Issue.record("accepted an SDXL UNet in an SD pipeline")
+        } catch let error as DiffusionError {
+            #expect(error.description.contains("some/folder") && error.description.contains("text_time"))
+        }
+        // A text encoder narrower than the UNet's cross-attention.
+        var config = try ModelFolder.config(UNet2DConditionConfig.self, in: fixture("tiny-sd/unet"))
+        config.crossAttentionDim = .one(48)
+        let store = try ParameterStore(seed: 0)
+        let wide = try UNet2DConditionModel(config: config, path: store.root)
+        do {
+            _ = try StableDiffusionPipeline(kind: .sd, textEncoders: [encoder], tokenizers: [tokenizer], unet: wide,
+                                            vae: vae, scheduler: try sdScheduler())
+            Issue.record("accepted hidden size 32 for cross_attention_dim 48")
+        } catch let error as DiffusionError {
+            #expect(error.description.contains("cross_attention_dim 48") && error.description.contains("32"))
+        }
+    }
+
+    @Test func tokenIdsOutsideTheVocabularyAreErrors() throws {
+        let (good, _) = try loadTinyPipeline("tiny-sd", scheduler: try sdScheduler())
+        let foreign = TableTokenizer(table: ["A": [0, 5000] + Array(repeating: 1, count: 75), "": Array(repeating: 1, count: 77)])
+        let pipe = try StableDiffusionPipeline(kind: .sd, textEncoders: good.textEncoders, tokenizers: [foreign],
+                                               unet: good.unet, vae: good.vae, scheduler: try sdScheduler())
+        do {
+            _ = try pipe.sample(prompts: ["A"], options: SamplingOptions(steps: 2, height: 16, width: 16))
+            Issue.record("sampled with token id 5000 of a 1000-token vocabulary")
+        } catch let error as DiffusionError {
+            #expect(error.description.contains("5000") && error.description.contains("vocab_size 1000"))
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Torch
+import TorchNN
 @testable import Diffusion
 
 // Reference loops: scripts/fixtures/schedulers.py (diffusers 0.42.1) runs each scheduler for ten
@@ -83,16 +84,16 @@ import Torch
     @Test func unsupportedConfigsNameTheField() throws {
         var c = SchedulerConfig()
         c.predictionType = "flow"
-        #expect(throws: DiffusionError.self) { try DDIMScheduler(c) }
+        #expect(throws: ModelError.self) { try DDIMScheduler(c) }
         c = SchedulerConfig()
         c.algorithmType = "sde-dpmsolver++"
         do {
             _ = try DPMSolverMultistepScheduler(c)
             Issue.record("accepted")
-        } catch let e as DiffusionError {
+        } catch let e as ModelError {
             #expect(e.description.contains("algorithm_type"))
         }
-        #expect(throws: DiffusionError.self) { try makeScheduler(SchedulerConfig(), kind: "lms") }
+        #expect(throws: ModelError.self) { try makeScheduler(SchedulerConfig(), kind: "lms") }
         #expect(throws: DiffusionError.self) { try DDIMScheduler(SchedulerConfig()).setTimesteps(0) }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import Testing
 
 @testable import ShapeWorld

@@ -57,20 +57,20 @@ public struct AutoencoderKLConfig: Codable, Sendable {
     public func validate(file: String = "vae/config.json") throws {
         let n = blockOutChannels.count
         guard n > 0, downBlockTypes.count == n, upBlockTypes.count == n else {
-            throw DiffusionError.badConfig(file: file,
+            throw ModelError.badConfig(file: file,
                 message: "\(downBlockTypes.count) down / \(upBlockTypes.count) up blocks for \(n) `block_out_channels`")
         }
         for t in downBlockTypes where t != "DownEncoderBlock2D" {
-            throw DiffusionError.unsupported(file: file, field: "down_block_types", value: t)
+            throw ModelError.unsupported(file: file, field: "down_block_types", value: t)
         }
         for t in upBlockTypes where t != "UpDecoderBlock2D" {
-            throw DiffusionError.unsupported(file: file, field: "up_block_types", value: t)
+            throw ModelError.unsupported(file: file, field: "up_block_types", value: t)
         }
         for c in blockOutChannels where c % normNumGroups != 0 {
-            throw DiffusionError.badConfig(file: file, message: "block_out_channels \(c) not divisible by norm_num_groups \(normNumGroups)")
+            throw ModelError.badConfig(file: file, message: "block_out_channels \(c) not divisible by norm_num_groups \(normNumGroups)")
         }
         guard layersPerBlock > 0, latentChannels > 0 else {
-            throw DiffusionError.badConfig(file: file, message: "`layers_per_block` and `latent_channels` must be positive")
+            throw ModelError.badConfig(file: file, message: "`layers_per_block` and `latent_channels` must be positive")
         }
     }
 }

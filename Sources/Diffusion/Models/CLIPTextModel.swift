@@ -49,11 +49,11 @@ public struct CLIPTextConfig: Codable, Sendable {
 
     public func validate(file: String = "text_encoder/config.json") throws {
         guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
-            throw DiffusionError.badConfig(file: file,
+            throw ModelError.badConfig(file: file,
                 message: "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
         }
         guard vocabSize > 0, maxPositionEmbeddings > 0, numHiddenLayers > 0 else {
-            throw DiffusionError.badConfig(file: file,
+            throw ModelError.badConfig(file: file,
                 message: "vocab_size, max_position_embeddings and num_hidden_layers must be positive")
         }
     }

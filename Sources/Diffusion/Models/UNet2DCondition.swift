@@ -123,13 +123,13 @@ public struct UNet2DConditionConfig: Codable, Sendable {
 
     /// Rejects configurations this implementation does not cover, naming the field and value.
     public func validate(file: String = "unet/config.json") throws {
-        func unsupported(_ field: String, _ value: Any) -> DiffusionError {
+        func unsupported(_ field: String, _ value: Any) -> ModelError {
             .unsupported(file: file, field: field, value: "\(value)")
         }
         let n = blockOutChannels.count
-        guard n > 0 else { throw DiffusionError.badConfig(file: file, message: "`block_out_channels` is empty") }
+        guard n > 0 else { throw ModelError.badConfig(file: file, message: "`block_out_channels` is empty") }
         guard downBlockTypes.count == n, upBlockTypes.count == n else {
-            throw DiffusionError.badConfig(file: file,
+            throw ModelError.badConfig(file: file,
                 message: "\(downBlockTypes.count) down and \(upBlockTypes.count) up blocks for \(n) `block_out_channels`")
         }
         for t in downBlockTypes where !["CrossAttnDownBlock2D", "DownBlock2D"].contains(t) {
@@ -144,7 +144,7 @@ public struct UNet2DConditionConfig: Codable, Sendable {
         if classEmbedType != nil { throw unsupported("class_embed_type", classEmbedType!) }
         if let a = additionEmbedType, a != "text_time" { throw unsupported("addition_embed_type", a) }
         if additionEmbedType == "text_time" && (additionTimeEmbedDim == nil || projectionClassEmbeddingsInputDim == nil) {
-            throw DiffusionError.badConfig(file: file, message:
+            throw ModelError.badConfig(file: file, message:
                 "`addition_embed_type` text_time needs `addition_time_embed_dim` and `projection_class_embeddings_input_dim`")
         }
         if resnetTimeScaleShift != "default" { throw unsupported("resnet_time_scale_shift", resnetTimeScaleShift) }
@@ -164,19 +164,19 @@ public struct UNet2DConditionConfig: Codable, Sendable {
                              ("cross_attention_dim", crossAttentionDim.perBlock(n)),
                              ("transformer_layers_per_block", transformerLayersPerBlock.perBlock(n))] {
             guard list.count == n else {
-                throw DiffusionError.badConfig(file: file, message: "`\(name)` has \(list.count) entries for \(n) blocks")
+                throw ModelError.badConfig(file: file, message: "`\(name)` has \(list.count) entries for \(n) blocks")
             }
             guard list.allSatisfy({ $0 > 0 }) else {
-                throw DiffusionError.badConfig(file: file, message: "`\(name)` must be positive")
+                throw ModelError.badConfig(file: file, message: "`\(name)` must be positive")
             }
         }
         for (i, c) in blockOutChannels.enumerated() {
             guard c % groups == 0 else {
-                throw DiffusionError.badConfig(file: file,
+                throw ModelError.badConfig(file: file,
                     message: "block_out_channels[\(i)] = \(c) is not divisible by norm_num_groups \(groups)")
             }
             guard c % headsPerBlock[i] == 0 else {
-                throw DiffusionError.badConfig(file: file,
+                throw ModelError.badConfig(file: file,
                     message: "block_out_channels[\(i)] = \(c) is not divisible by \(headsPerBlock[i]) heads")
             }
         }

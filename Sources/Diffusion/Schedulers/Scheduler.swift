@@ -1,5 +1,6 @@
 // The scheduler protocol and the shared `scheduler_config.json` (diffusers 0.42.1 field names).
 import Foundation
+import TorchNN
 import Torch
 
 /// `scheduler/scheduler_config.json`: the union of the fields the supported schedulers read.
@@ -72,13 +73,13 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
         eulerAtFinal = try c.decodeIfPresent(Bool.self, forKey: .eulerAtFinal) ?? d.eulerAtFinal
     }
 
-    func unsupported(_ field: String, _ value: Any) -> DiffusionError {
+    func unsupported(_ field: String, _ value: Any) -> ModelError {
         .unsupported(file: "scheduler_config.json", field: field, value: "\(value)")
     }
 
     /// Checks the fields every scheduler shares.
     func validateCommon() throws {
-        guard numTrainTimesteps > 1 else { throw DiffusionError.badConfig(file: "scheduler_config.json",
+        guard numTrainTimesteps > 1 else { throw ModelError.badConfig(file: "scheduler_config.json",
                                                                           message: "num_train_timesteps must be > 1") }
         guard ["epsilon", "v_prediction", "sample"].contains(predictionType) else {
             throw unsupported("prediction_type", predictionType)
@@ -227,6 +228,6 @@ public func makeScheduler(_ config: SchedulerConfig, kind: String? = nil) throws
     case "euler-a", "EulerAncestralDiscreteScheduler": return try EulerAncestralDiscreteScheduler(config)
     case "dpm", "DPMSolverMultistepScheduler": return try DPMSolverMultistepScheduler(config)
     default:
-        throw DiffusionError.unsupported(file: "scheduler_config.json", field: "_class_name", value: name)
+        throw ModelError.unsupported(file: "scheduler_config.json", field: "_class_name", value: name)
     }
 }

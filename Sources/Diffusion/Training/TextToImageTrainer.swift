@@ -1,6 +1,7 @@
 import Foundation
 import Torch
 import TorchNN
+import Training
 
 /// Trains a `CLIPTextModel` and a `UNet2DConditionModel` together on (latent, caption) pairs with the
 /// DDPM ε-prediction objective (Ho et al. 2020, eq. 14): `‖ε − ε_θ(√ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t, c)‖²`

@@ -1,6 +1,7 @@
 import Foundation
 import Torch
 import TorchNN
+import Training
 
 /// Trains an `AutoencoderKL` on images in [-1, 1]: mean-squared reconstruction of a posterior draw
 /// plus a small KL term toward N(0, 1) (the SD recipe without its perceptual and adversarial

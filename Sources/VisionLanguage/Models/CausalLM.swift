@@ -24,7 +24,7 @@ public struct CausalLMConfig: Codable, Sendable {
     public var attentionBias: Bool? = nil
     public var mlpBias = false
     public var bosTokenId: Int? = nil
-    public var eosTokenId: OneOrManyInt? = nil
+    public var eosTokenId: OneOrMany<Int>? = nil
     public var padTokenId: Int? = nil
     public var useSlidingWindow = false
 
@@ -36,31 +36,6 @@ public struct CausalLMConfig: Codable, Sendable {
 
         enum CodingKeys: String, CodingKey {
             case ropeTheta = "rope_theta", ropeType = "rope_type", type
-        }
-    }
-
-    /// An id or a list of ids (`eos_token_id` may be either).
-    public enum OneOrManyInt: Codable, Sendable, Equatable {
-        case one(Int), many([Int])
-
-        public init(from decoder: Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if let v = try? c.decode(Int.self) { self = .one(v) } else { self = .many(try c.decode([Int].self)) }
-        }
-
-        public func encode(to encoder: Encoder) throws {
-            var c = encoder.singleValueContainer()
-            switch self {
-            case .one(let v): try c.encode(v)
-            case .many(let v): try c.encode(v)
-            }
-        }
-
-        public var all: [Int] {
-            switch self {
-            case .one(let v): return [v]
-            case .many(let v): return v
-            }
         }
     }
 
@@ -99,7 +74,7 @@ public struct CausalLMConfig: Codable, Sendable {
         attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias)
         mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? d.mlpBias
         bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId)
-        eosTokenId = try c.decodeIfPresent(OneOrManyInt.self, forKey: .eosTokenId)
+        eosTokenId = try c.decodeIfPresent(OneOrMany<Int>.self, forKey: .eosTokenId)
         padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId)
         useSlidingWindow = try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? d.useSlidingWindow
     }
@@ -112,18 +87,18 @@ public struct CausalLMConfig: Codable, Sendable {
 
     public func validate(file: String = "config.json") throws {
         guard ["llama", "qwen2", "mistral"].contains(modelType) else {
-            throw VisionLanguageError.unsupported(file: file, field: "model_type", value: modelType)
+            throw ModelError.unsupported(file: file, field: "model_type", value: modelType)
         }
-        guard hiddenAct == "silu" else { throw VisionLanguageError.unsupported(file: file, field: "hidden_act", value: hiddenAct) }
+        guard hiddenAct == "silu" else { throw ModelError.unsupported(file: file, field: "hidden_act", value: hiddenAct) }
         for p in [ropeParameters, ropeScaling].compactMap({ $0 }) {
             let kind = p.ropeType ?? p.type ?? "default"
             guard kind == "default" else {
-                throw VisionLanguageError.unsupported(file: file, field: "rope_type", value: kind)
+                throw ModelError.unsupported(file: file, field: "rope_type", value: kind)
             }
         }
-        if useSlidingWindow { throw VisionLanguageError.unsupported(file: file, field: "use_sliding_window", value: "true") }
+        if useSlidingWindow { throw ModelError.unsupported(file: file, field: "use_sliding_window", value: "true") }
         guard numAttentionHeads > 0, numAttentionHeads % kvHeads == 0, headDimension % 2 == 0 else {
-            throw VisionLanguageError.badConfig(file: file, message:
+            throw ModelError.badConfig(file: file, message:
                 "\(numAttentionHeads) heads are not a multiple of \(kvHeads) key/value heads, or the head dimension is odd")
         }
     }

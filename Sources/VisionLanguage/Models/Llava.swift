@@ -147,7 +147,7 @@ public final class LlavaModel {
 
     public init(config: LlavaConfig, path p: ParameterPath, lora: LoRASettings? = nil) throws {
         guard ["default", "full"].contains(config.visionFeatureSelectStrategy) else {
-            throw VisionLanguageError.unsupported(file: "config.json", field: "vision_feature_select_strategy",
+            throw ModelError.unsupported(file: "config.json", field: "vision_feature_select_strategy",
                                                   value: config.visionFeatureSelectStrategy)
         }
         self.config = config
@@ -238,7 +238,7 @@ extension LlavaModel {
         store.freeze(adapters: false)
         var hidden: Set<String> = []
         if config.textConfig.tieWordEmbeddings { hidden.insert("lm_head.weight") }
-        let source = RenamedSource(try folderWeights(folder), rename: sanitize)
+        let source = RenamedSource(try ModelFolder.weights(in: folder), rename: sanitize)
         try store.load(from: HidingSource(source, hiding: hidden))
         return model
     }

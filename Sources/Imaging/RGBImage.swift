@@ -22,6 +22,7 @@ public struct RGBImage: Equatable, Sendable {
     }
 
     /// An image from interleaved components.
+    @inlinable
     public init(width: Int, height: Int, pixels: [Float]) {
         precondition(pixels.count == width * height * 3, "pixel count does not match the size")
         self.width = width
@@ -69,11 +70,24 @@ public struct RGBImage: Equatable, Sendable {
         self.init(width: width, height: height, pixels: p)
     }
 
-    /// The component `channel` (0 red, 1 green, 2 blue) at column `x`, row `y`.
-    @inline(__always)
+    /// The component `channel` (0 red, 1 green, 2 blue) at column `x`, row `y`. Inlinable: the
+    /// renderer and the detector in other modules read and write pixels in their inner loops.
+    @inlinable @inline(__always)
     public subscript(x: Int, y: Int, channel: Int) -> Float {
         get { pixels[(y * width + x) * 3 + channel] }
         set { pixels[(y * width + x) * 3 + channel] = newValue }
+    }
+
+    /// The image enlarged `k` times by nearest neighbour (for viewing small images).
+    public func enlarged(by k: Int) -> RGBImage {
+        precondition(k >= 1, "enlargement must be at least 1")
+        var out = RGBImage(width: width * k, height: height * k)
+        for y in 0..<out.height {
+            for x in 0..<out.width {
+                for c in 0..<3 { out[x, y, c] = self[x / k, y / k, c] }
+            }
+        }
+        return out
     }
 
     /// The image resized by area averaging (shrinking) or bilinear interpolation (enlarging).
@@ -127,5 +141,22 @@ public struct RGBImage: Equatable, Sendable {
             }
         }
         return RGBImage(width: newWidth, height: newHeight, pixels: out)
+    }
+}
+
+/// An sRGB colour with components in [0, 1].
+public struct RGB: Hashable, Codable, Sendable {
+    public var r: Double
+    public var g: Double
+    public var b: Double
+
+    public init(_ r: Double, _ g: Double, _ b: Double) {
+        self.r = r
+        self.g = g
+        self.b = b
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case r, g, b
     }
 }

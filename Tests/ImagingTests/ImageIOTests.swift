@@ -1,13 +1,21 @@
 import Foundation
 import Testing
 
-@testable import ShapeWorld
+@testable import Imaging
 
 @Suite("PNG and contact sheets")
 struct ImageIOTests {
+    /// A 64×64 image with every channel varying (a gradient and a block of colour).
     func sample() -> RGBImage {
-        var rng = SplitMix64(seed: 9)
-        return Renderer().render(SceneSampler().randomScene(rng: &rng))
+        var image = RGBImage(width: 64, height: 64, fill: RGB(0.9, 0.9, 0.85))
+        for y in 0..<64 {
+            for x in 0..<64 {
+                image[x, y, 0] = Float(x) / 63
+                image[x, y, 1] = Float(y) / 63
+                if (20..<40).contains(x) && (10..<30).contains(y) { image[x, y, 2] = 0.1 }
+            }
+        }
+        return image
     }
 
     @Test("PNG round trip keeps every byte, in memory and on disk")
@@ -49,7 +57,7 @@ struct ImageIOTests {
         var flipped = good
         flipped[0] ^= 0xFF
         for bad in [flipped, Array(good.prefix(good.count / 2)), [UInt8](repeating: 7, count: 100), []] {
-            #expect(throws: ShapeWorldError.self) { try PNG.decode(bad, source: "broken.png") }
+            #expect(throws: ImagingError.self) { try PNG.decode(bad, source: "broken.png") }
         }
         do {
             _ = try PNG.decode(Array(good.prefix(40)), source: "broken.png")
@@ -80,5 +88,38 @@ struct ImageIOTests {
             for x in 4..<(4 + 128) where sheet[x, y, 0] < 0.5 { dark += 1 }
         }
         #expect(dark > 20)
+    }
+}
+
+@Suite("Line plots")
+struct LinePlotTests {
+    @Test("a plot draws its series in SVG and in a bitmap; non-finite points are left out")
+    func drawsSeries() throws {
+        var plot = LinePlot(title: "loss", xLabel: "step", logY: true, width: 200, height: 120)
+        plot.add("train", points: [(0, 1), (1, 0.5), (2, .nan), (3, 0.1)])
+        plot.add("held out", points: [(0, 2), (3, 0.3)])
+        let svg = try plot.svg()
+        #expect(svg.hasPrefix("<svg") && svg.contains("</svg>"))
+        #expect(svg.components(separatedBy: "<polyline").count == 3)
+        #expect(!svg.contains("nan"))
+        let image = try plot.image()
+        #expect(image.width == 200 && image.height == 120)
+        // Pixels of the first series' colour are on the canvas.
+        let blue = LinePlot.palette[0]
+        var hits = 0
+        for y in 0..<120 {
+            for x in 0..<200 where abs(Double(image[x, y, 2]) - blue.b) < 1e-3 && abs(Double(image[x, y, 0]) - blue.r) < 1e-3 {
+                hits += 1
+            }
+        }
+        #expect(hits > 20)
+    }
+
+    @Test("a plot with nothing to draw is an error, not an empty file")
+    func emptyIsAnError() {
+        var plot = LinePlot(title: "reward", logY: true)
+        plot.add("r", points: [(0, 0), (1, -1), (2, .infinity)])
+        #expect(throws: ImagingError.self) { try plot.svg() }
+        #expect(throws: ImagingError.self) { try plot.image() }
     }
 }

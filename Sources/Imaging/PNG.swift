@@ -14,12 +14,12 @@ import Foundation
 /// ```
 public enum PNG {
     /// Encodes `image` as an 8-bit RGB PNG.
-    public static func encode(_ image: RGBImage) throws(ShapeWorldError) -> [UInt8] {
+    public static func encode(_ image: RGBImage) throws(ImagingError) -> [UInt8] {
         try encode(bytes: image.bytes, width: image.width, height: image.height, channels: 3)
     }
 
     /// Encodes 8-bit samples with 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA) channels.
-    static func encode(bytes: [UInt8], width: Int, height: Int, channels: Int) throws(ShapeWorldError)
+    static func encode(bytes: [UInt8], width: Int, height: Int, channels: Int) throws(ImagingError)
         -> [UInt8]
     {
         var png = png_image()
@@ -51,7 +51,7 @@ public enum PNG {
     }
 
     /// Decodes PNG bytes; `source` names them in errors.
-    public static func decode(_ data: [UInt8], source: String = "<memory>") throws(ShapeWorldError)
+    public static func decode(_ data: [UInt8], source: String = "<memory>") throws(ImagingError)
         -> RGBImage
     {
         var png = png_image()
@@ -82,7 +82,7 @@ public enum PNG {
     }
 
     /// Reads a PNG file.
-    public static func read(from path: String) throws(ShapeWorldError) -> RGBImage {
+    public static func read(from path: String) throws(ImagingError) -> RGBImage {
         guard let data = FileManager.default.contents(atPath: path) else {
             let exists = FileManager.default.fileExists(atPath: path)
             throw .unreadableFile(path: path, reason: exists ? "permission denied" : "no such file")
@@ -91,7 +91,7 @@ public enum PNG {
     }
 
     /// Writes `image` to a PNG file.
-    public static func write(_ image: RGBImage, to path: String) throws(ShapeWorldError) {
+    public static func write(_ image: RGBImage, to path: String) throws(ImagingError) {
         let bytes = try encode(image)
         guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
             throw .unwritableFile(path: path, reason: "could not create the file")

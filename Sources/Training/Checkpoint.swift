@@ -20,13 +20,25 @@ public enum TrainingCheckpoint {
         try SafeTensors.write(tensors, metadata: meta, to: path)
     }
 
+    /// The `run` signature stored in a checkpoint's metadata, if the file exists.
+    ///
+    /// A run folder's checkpoint is resumed only by the command that wrote it: ``resumeCheck(path:signature:)``
+    /// throws when the saved signature differs.
+    public static func resumeCheck(path: String, signature: String) throws -> Bool {
+        guard FileManager.default.fileExists(atPath: path) else { return false }
+        if let saved = try SafeTensorsFile(path: path).metadata["run"], saved != signature {
+            throw TrainingError.mismatchedRun(path: path, saved: saved, requested: signature)
+        }
+        return true
+    }
+
     /// Restores a checkpoint into the given stores, optimizer and generators; returns the step and
     /// the metadata. Every parameter must be present with its shape.
     public static func load(from path: String, stores: [String: ParameterStore], optimizer: AdamW,
                             generators: [String: Generator]) throws -> (step: Int, metadata: [String: String]) {
         let file = try SafeTensorsFile(path: path)
         guard let stepText = file.metadata["step"], let step = Int(stepText) else {
-            throw NNError.invalidState("\(path): not a training checkpoint (no step in the metadata)")
+            throw TrainingError.notACheckpoint(path: path, reason: "no step in the metadata")
         }
         for (name, store) in stores {
             let prefix = "param.\(name)."
@@ -38,7 +50,7 @@ public enum TrainingCheckpoint {
         try optimizer.load(state: optim)
         for (name, g) in generators {
             guard file.info("rng.\(name)") != nil else {
-                throw NNError.invalidState("\(path): no state for generator `\(name)`")
+                throw TrainingError.notACheckpoint(path: path, reason: "no state for generator `\(name)`")
             }
             try g.setState(try file.tensor("rng.\(name)"))
         }
@@ -63,17 +75,26 @@ public struct LossLog {
         guard !lines.isEmpty else { return }
         let header = lines.removeFirst()
         let kept = lines.filter { Int($0.split(separator: ",").first ?? "") ?? 0 <= step }
-        try ([header] + kept).joined(separator: "\n").appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            try ([header] + kept).joined(separator: "\n").appending("\n").write(toFile: path, atomically: true,
+                                                                                encoding: .utf8)
+        } catch {
+            throw TrainingError.logIO(path: path, reason: error.localizedDescription)
+        }
     }
 
     public func append(_ values: [Double], step: Int) throws {
         let line = ([String(step)] + values.map { String(format: "%.6g", $0) }).joined(separator: ",") + "\n"
         if !FileManager.default.fileExists(atPath: path) {
-            try (["step"] + columns).joined(separator: ",").appending("\n").write(toFile: path, atomically: true,
-                                                                                  encoding: .utf8)
+            do {
+                try (["step"] + columns).joined(separator: ",").appending("\n").write(toFile: path, atomically: true,
+                                                                                      encoding: .utf8)
+            } catch {
+                throw TrainingError.logIO(path: path, reason: error.localizedDescription)
+            }
         }
         guard let handle = FileHandle(forWritingAtPath: path) else {
-            throw DiffusionError.invalidArgument("cannot append to \(path)")
+            throw TrainingError.logIO(path: path, reason: "cannot open it for appending")
         }
         defer { try? handle.close() }
         handle.seekToEndOfFile()

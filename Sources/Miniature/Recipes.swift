@@ -1,0 +1,219 @@
+import Diffusion
+import Foundation
+import Torch
+import TorchNN
+import Training
+
+/// Settings shared by the miniature's training stages.
+public struct RunSettings: Sendable, Equatable {
+    /// Total optimisation steps.
+    public var steps: Int
+    /// Images per step.
+    public var batch: Int
+    /// Peak learning rate (warm-up, then cosine to a tenth of it).
+    public var lr: Double
+    public var warmup: Int
+    /// Seed of the data stream and of the initialisation.
+    public var seed: UInt64
+    /// A checkpoint every this many steps.
+    public var saveEvery: Int
+    /// Stop (saving) at this step; the same command later continues to `steps`.
+    public var until: Int?
+
+    public init(steps: Int, batch: Int, lr: Double, warmup: Int = 100, seed: UInt64 = 0, saveEvery: Int = 50,
+                until: Int? = nil) {
+        self.steps = steps
+        self.batch = batch
+        self.lr = lr
+        self.warmup = warmup
+        self.seed = seed
+        self.saveEvery = saveEvery
+        self.until = until
+    }
+
+    /// Rejects settings no run can use, naming the field.
+    public func validate() throws {
+        guard steps > 0 else { throw MiniatureError.invalidSettings("steps must be positive, got \(steps)") }
+        guard batch > 0 else { throw MiniatureError.invalidSettings("batch must be positive, got \(batch)") }
+        guard saveEvery > 0 else { throw MiniatureError.invalidSettings("save-every must be positive, got \(saveEvery)") }
+        guard warmup >= 0 else { throw MiniatureError.invalidSettings("warmup must not be negative, got \(warmup)") }
+        guard lr > 0, lr.isFinite else { throw MiniatureError.invalidSettings("lr must be positive, got \(lr)") }
+        if let until, until <= 0 { throw MiniatureError.invalidSettings("until must be positive, got \(until)") }
+    }
+
+    var schedule: LRSchedule { .warmupCosine(peak: lr, warmup: warmup, total: steps, minimum: lr * 0.1) }
+
+    /// What a checkpoint is tagged with: a run resumes only with the settings it started with.
+    func signature(_ stage: String) -> String { "\(stage) steps=\(steps) batch=\(batch) lr=\(lr) seed=\(seed)" }
+}
+
+/// What a training run reports while it goes (the caller prints).
+public enum RunEvent: Sendable {
+    case resumed(checkpoint: String, step: Int)
+    /// A step finished: the progress and a short text with the losses.
+    case step(ProgressMeter, step: Int, text: String)
+    case exported(String)
+}
+
+/// Errors of the miniature's recipes.
+public enum MiniatureError: Error, CustomStringConvertible, Equatable, Sendable {
+    case invalidSettings(String)
+
+    public var description: String {
+        switch self {
+        case .invalidSettings(let message): return "invalid run settings: \(message)"
+        }
+    }
+}
+
+/// Stage 1 of the miniature: the AutoencoderKL on ShapeWorld renders.
+///
+/// The run folder holds `checkpoint.safetensors` (atomic, every `saveEvery` steps), `loss.csv`,
+/// `loss.png` and, when done, `vae/` in diffusers layout with its `scaling_factor` measured.
+/// Running it again resumes from the checkpoint with the same batches and noise.
+public struct VAERecipe {
+    public var folder: String
+    public var settings: RunSettings
+    /// Also write the finished VAE as `export/vae` with float16 weights (the shipped folder).
+    public var export: String?
+
+    public init(folder: String, settings: RunSettings, export: String? = nil) {
+        self.folder = folder
+        self.settings = settings
+        self.export = export
+    }
+
+    /// Trains (or resumes) to the end and exports; returns the measured scaling factor.
+    @discardableResult
+    public func run(progress: (RunEvent) -> Void = { _ in }) throws -> Double {
+        try settings.validate()
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let config = Miniature.vaeConfig()
+        let schedule = settings.schedule
+        let trainer = try VAETrainer(config: config, seed: settings.seed, schedule: schedule)
+        let checkpoint = folder + "/checkpoint.safetensors"
+        let log = LossLog(path: folder + "/loss.csv", columns: ["loss", "reconstruction", "kl", "lr", "seconds"])
+        let signature = settings.signature("vae")
+        if try TrainingCheckpoint.resumeCheck(path: checkpoint, signature: signature) {
+            try trainer.resume(from: checkpoint)
+            try log.truncate(after: trainer.step)
+            progress(.resumed(checkpoint: checkpoint, step: trainer.step))
+        }
+        let stop = Swift.min(settings.until ?? settings.steps, settings.steps)
+        let meter = ProgressMeter(total: stop, startingAt: trainer.step)
+        while trainer.step < stop {
+            let stepStart = Date()
+            let images = Miniature.trainingBatch(seed: settings.seed, step: trainer.step, size: settings.batch).images
+            let r = trainer.trainStep(images)
+            guard r.loss.isFinite else {
+                throw TrainingError.diverged("loss became \(r.loss) at step \(trainer.step); last good checkpoint: \(checkpoint)")
+            }
+            try log.append([r.loss, r.reconstruction, r.kl, schedule.rate(at: trainer.step - 1),
+                            Date().timeIntervalSince(stepStart)], step: trainer.step)
+            if trainer.step % settings.saveEvery == 0 || trainer.step == stop {
+                try trainer.save(to: checkpoint, metadata: ["run": signature])
+                try log.writePlot(to: folder + "/loss.png")
+            }
+            progress(.step(meter, step: trainer.step,
+                           text: String(format: "loss %.5f (recon %.5f, kl %.3f)", r.loss, r.reconstruction, r.kl)))
+        }
+        try log.writePlot(to: folder + "/loss.png")
+        guard trainer.step >= settings.steps else { return 0 }
+        // scaling_factor = 1 / std of the latents, as SD chose 0.18215; measured on a fixed batch.
+        let probe = Miniature.trainingBatch(seed: 0xC0FFEE, step: 0, size: 64).images
+        var exported = config
+        exported.scalingFactor = (1 / trainer.latentStd(probe) * 1e5).rounded() / 1e5
+        try DiffusersExport.writeVAE(trainer.store, config: exported, to: folder)
+        progress(.exported(folder + "/vae"))
+        if let export {
+            try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
+            try DiffusersExport.copyComponent(from: folder + "/vae", name: "vae", to: export, dtype: .float16)
+            progress(.exported(export + "/vae"))
+        }
+        return exported.scalingFactor
+    }
+}
+
+/// Stage 2 of the miniature: the text encoder and the UNet together, on VAE latents of ShapeWorld
+/// renders. Captions are paraphrase-augmented (ShapeWorld's `TrainingPairSampler`) and 10% are
+/// dropped to the empty prompt for classifier-free guidance. The tokenizer is written into the run
+/// folder on first use. With `export` the model is written as a diffusers pipeline folder
+/// (UNet and VAE in float16, the text encoder in float32).
+public struct TextToImageRecipe {
+    public var folder: String
+    /// The trained VAE in diffusers layout (stage 1's `vae/`).
+    public var vae: String
+    public var settings: RunSettings
+    public var export: String?
+
+    public init(folder: String, vae: String, settings: RunSettings, export: String? = nil) {
+        self.folder = folder
+        self.vae = vae
+        self.settings = settings
+        self.export = export
+    }
+
+    public func run(progress: (RunEvent) -> Void = { _ in }) throws {
+        try settings.validate()
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let vaeModel = try AutoencoderKL.load(folder: vae)
+        let tokenizerFolder = folder + "/tokenizer"
+        if !FileManager.default.fileExists(atPath: tokenizerFolder + "/tokenizer.json") {
+            try MiniatureTokenizer.write(vocabulary: MiniatureTokenizer.vocabulary(seed: 7, samples: 20_000),
+                                         maxLength: Miniature.maxLength, to: tokenizerFolder)
+        }
+        let tokenizer = try PipelineTokenizer.load(folder: tokenizerFolder, maxLength: Miniature.maxLength)
+        let textConfig = Miniature.textConfig(vocabularySize: tokenizer.base.vocabularySize)
+        let unetConfig = Miniature.unetConfig()
+        let schedule = settings.schedule
+        let trainer = try TextToImageTrainer(
+            textConfig: textConfig, unetConfig: unetConfig, scheduler: Miniature.scheduler(className: "DDPMScheduler"),
+            tokenizer: tokenizer, seed: settings.seed, schedule: schedule)
+        let checkpoint = folder + "/checkpoint.safetensors"
+        let log = LossLog(path: folder + "/loss.csv", columns: ["loss", "lr", "seconds"])
+        let signature = settings.signature("t2i")
+        if try TrainingCheckpoint.resumeCheck(path: checkpoint, signature: signature) {
+            try trainer.resume(from: checkpoint)
+            try log.truncate(after: trainer.step)
+            progress(.resumed(checkpoint: checkpoint, step: trainer.step))
+        }
+        let latentNoise = try Generator(seed: settings.seed &+ 17)
+        let stop = Swift.min(settings.until ?? settings.steps, settings.steps)
+        let meter = ProgressMeter(total: stop, startingAt: trainer.step)
+        while trainer.step < stop {
+            let stepStart = Date()
+            let data = Miniature.trainingBatch(seed: settings.seed &+ 1, step: trainer.step, size: settings.batch)
+            // Posterior draws seeded by step, so a resumed run encodes exactly as the first would have.
+            try latentNoise.setState(try Generator(seed: settings.seed &+ UInt64(trainer.step) &* 31).state)
+            let latents = withNoGrad { vaeModel.scale(vaeModel.encode(data.images).sample(generator: latentNoise)) }
+            let loss = trainer.trainStep(latents: latents, captions: data.captions)
+            guard loss.isFinite else {
+                throw TrainingError.diverged("loss became \(loss) at step \(trainer.step); last good checkpoint: \(checkpoint)")
+            }
+            try log.append([loss, schedule.rate(at: trainer.step - 1), Date().timeIntervalSince(stepStart)],
+                           step: trainer.step)
+            if trainer.step % settings.saveEvery == 0 || trainer.step == stop {
+                try trainer.save(to: checkpoint, metadata: ["run": signature])
+                try log.writePlot(to: folder + "/loss.png")
+            }
+            progress(.step(meter, step: trainer.step, text: String(format: "loss %.5f", loss)))
+        }
+        guard let export else { return }
+        try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
+        // The text encoder stays float32: transformers 5 loads a checkpoint in its own dtype, and a half
+        // text encoder next to diffusers' float32 UNet would not run in StableDiffusionPipeline.
+        try DiffusersExport.writeTextEncoder(trainer.textStore, config: textConfig, to: export)
+        try DiffusersExport.writeUNet(trainer.unetStore, config: unetConfig, to: export, dtype: .float16)
+        try DiffusersExport.copyComponent(from: vae, name: "vae", to: export, dtype: .float16)
+        try DiffusersExport.writeScheduler(Miniature.scheduler(className: "DDIMScheduler"), to: export)
+        let tokenizerOut = export + "/tokenizer"
+        try FileManager.default.createDirectory(atPath: tokenizerOut, withIntermediateDirectories: true)
+        for file in ["tokenizer.json", "tokenizer_config.json"] {
+            try? FileManager.default.removeItem(atPath: tokenizerOut + "/" + file)
+            try FileManager.default.copyItem(atPath: tokenizerFolder + "/" + file, toPath: tokenizerOut + "/" + file)
+        }
+        try DiffusersExport.writeModelIndex(to: export, schedulerClass: "DDIMScheduler",
+                                            tokenizerClass: "PreTrainedTokenizerFast")
+        progress(.exported(export))
+    }
+}

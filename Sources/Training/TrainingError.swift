@@ -1,0 +1,22 @@
+/// Errors from the training helpers: checkpoints, logs and resumed runs. Each names the file.
+public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// A checkpoint file lacks what a checkpoint holds (step, parameter, generator state).
+    case notACheckpoint(path: String, reason: String)
+    /// A run folder holds a checkpoint written with other settings.
+    case mismatchedRun(path: String, saved: String, requested: String)
+    /// A log file could not be read or written.
+    case logIO(path: String, reason: String)
+    /// A training value went bad (a non-finite loss, say).
+    case diverged(String)
+
+    public var description: String {
+        switch self {
+        case .notACheckpoint(let path, let reason): return "\(path): not a training checkpoint (\(reason))"
+        case .mismatchedRun(let path, let saved, let requested):
+            return "\(path) was written by `\(saved)`, not `\(requested)`: use the same options to resume, "
+                + "or another run folder"
+        case .logIO(let path, let reason): return "cannot write the log \(path): \(reason)"
+        case .diverged(let message): return message
+        }
+    }
+}

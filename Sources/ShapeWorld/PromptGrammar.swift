@@ -1,5 +1,7 @@
 // The prompt grammar: GenEval's six categories, and dense captions for any scene.
 
+import Imaging
+
 /// A prompt category. The first six are GenEval's (same tags); `dense` marks scene captions.
 public enum PromptCategory: String, CaseIterable, Codable, Sendable {
     case singleObject = "single_object"
@@ -55,6 +57,36 @@ public struct PromptGrammar: Sendable {
     public init() {}
 
     /// A random prompt of `category` in canonical wording. `dense` draws a random scene's caption.
+    /// `count` prompts of `category`; with `excludingHoldOut` none touches the v1 novel-combination
+    /// hold-out (as training data never does); with `paraphrase` each text is a random paraphrase of
+    /// its constraints instead of the canonical wording.
+    public func samples(_ category: PromptCategory, count: Int, excludingHoldOut: Bool = false,
+                        paraphrase: Bool = false, rng: inout SplitMix64) -> [Prompt] {
+        var out: [Prompt] = []
+        while out.count < count {
+            var prompt = sample(category, rng: &rng)
+            if excludingHoldOut && HoldOut.v1.touches(constraints: prompt.constraints) { continue }
+            if paraphrase { prompt.text = paraphraser.paraphrase(prompt.constraints, rng: &rng) }
+            out.append(prompt)
+        }
+        return out
+    }
+
+    /// `count` rendered scenes of `category` under `condition`, each captioned with its prompt (without
+    /// "a photo of") and ShapeEval's strict verdict on it: a contact sheet's cells.
+    public func gallery(_ category: PromptCategory, count: Int, condition: ImageCondition,
+                        rng: inout SplitMix64) -> [(image: RGBImage, caption: String)] {
+        var items: [(image: RGBImage, caption: String)] = []
+        while items.count < count {
+            let prompt = sample(category, rng: &rng)
+            guard let scene = try? SceneSampler().scene(for: prompt.constraints, rng: &rng) else { continue }
+            let image = condition.image(of: scene, rng: &rng)
+            let score = ShapeEval().score(image, prompt.constraints).strict
+            items.append((image, prompt.text.replacingOccurrences(of: "a photo of ", with: "") + " [\(Int(score))]"))
+        }
+        return items
+    }
+
     public func sample(_ category: PromptCategory, rng: inout SplitMix64) -> Prompt {
         let constraints: ConstraintSet
         switch category {

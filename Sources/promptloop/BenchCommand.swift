@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PromptLoop
 import Torch
 
 struct BenchCommand: ParsableCommand {
@@ -10,37 +11,10 @@ struct BenchCommand: ParsableCommand {
     )
 }
 
-/// Runs `script` with the reference Python (`--python`, else `.deps/pyref/bin/python`, else `fallback`)
-/// and returns its standard output, or nil when it cannot run (no interpreter, torch missing, error).
-func runReferencePython(_ python: String?, fallback: String = "python3", script: String, arguments: [String]) -> String? {
-    let interpreter: String
-    if let python {
-        interpreter = python
-    } else {
-        let local = FileManager.default.currentDirectoryPath + "/.deps/pyref/bin/python"
-        interpreter = FileManager.default.isExecutableFile(atPath: local) ? local : fallback
-    }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [interpreter, "-c", script] + arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { return nil }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { return nil }
-    return String(data: data, encoding: .utf8)
+func machineLine() -> String {
+    "machine: \(ProcessInfo.processInfo.processorCount) cores, libtorch threads \(Threads.count)"
 }
 
-/// The last line of a reference run, parsed as a JSON object of numbers.
-func referenceNumbers(_ output: String?) -> [String: Double] {
-    guard let line = output?.split(separator: "\n").last,
-          let json = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else { return [:] }
-    return json
-}
-
-/// Per-op overhead (Swift → shim → libtorch vs Python → PyTorch) and matmul throughput.
 struct BenchOps: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ops",
@@ -74,116 +48,161 @@ struct BenchOps: ParsableCommand {
     }
 
     func run() throws {
-        if let threads { Threads.count = threads }
-        // Matmul first: after a million tiny-op calls, the first large matmuls ran slower (seen on
-        // 2 cores), which would measure the allocator's state rather than the binding.
-        let swiftMatmul = try sizes.map { try measureMatmul($0) }
-        let swiftAdd = measureAdd()
-        let native = measureNativeAdd()
-        let reference = runPython()
-
-        print("machine: \(ProcessInfo.processInfo.processorCount) cores, libtorch threads \(Threads.count)")
+        let r = try OpsBenchmark(calls: calls, trials: trials, sizes: sizes, python: python, threads: threads).run()
+        print(machineLine())
         print("small op: c = a + b on float32 tensors of 4 elements, \(calls) calls, best of \(trials) trials")
-        print(String(format: "  libtorch alone (loop in C++)  %6.0f ns/call", native))
-        print(String(format: "  swift                         %6.0f ns/call  overhead %5.0f ns", swiftAdd,
-                     swiftAdd - native))
-        if let py = reference?.add {
-            print(String(format: "  python                        %6.0f ns/call  overhead %5.0f ns", py, py - native))
+        print(String(format: "  libtorch alone (loop in C++)  %6.0f ns/call", r.nativeAdd))
+        print(String(format: "  swift                         %6.0f ns/call  overhead %5.0f ns", r.swiftAdd,
+                     r.swiftAdd - r.nativeAdd))
+        if let py = r.pythonAdd {
+            print(String(format: "  python                        %6.0f ns/call  overhead %5.0f ns", py, py - r.nativeAdd))
             print(String(format: "  ratio swift/python: per call %.2f, overhead above libtorch %.2f (goal ≤ 0.50)",
-                         swiftAdd / py, Swift.max(0, swiftAdd - native) / Swift.max(1, py - native)))
+                         r.swiftAdd / py, Swift.max(0, r.swiftAdd - r.nativeAdd) / Swift.max(1, py - r.nativeAdd)))
         }
         for (i, n) in sizes.enumerated() {
-            var line = String(format: "matmul %4d×%-4d float32: swift %7.1f GFLOP/s", n, n, swiftMatmul[i])
-            if let py = reference?.matmul[n] {
-                line += String(format: ", python %7.1f GFLOP/s, ratio %.2f", py, swiftMatmul[i] / py)
+            var line = String(format: "matmul %4d×%-4d float32: swift %7.1f GFLOP/s", n, n, r.swiftMatmul[i])
+            if let py = r.pythonMatmul[n] {
+                line += String(format: ", python %7.1f GFLOP/s, ratio %.2f", py, r.swiftMatmul[i] / py)
             }
             print(line)
         }
-        if reference == nil {
+        if r.pythonAdd == nil {
             print("python reference unavailable (no interpreter that can import torch); "
                 + "run scripts/fixtures/setup-python or pass --python")
         }
     }
+}
 
-    /// Best nanoseconds per `a + b` call.
-    func measureAdd() -> Double {
-        let a = Tensor([1, 2, 3, 4] as [Float])
-        let b = Tensor([5, 6, 7, 8] as [Float])
-        for _ in 0..<1000 { _ = a + b }
-        var samples: [Double] = []
-        for _ in 0..<trials {
-            let start = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<calls { _ = a + b }
-            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / Double(calls))
+struct BenchDiffusion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diffusion",
+        abstract: "20-step CFG sampling on a tiny SD1.5-like pipeline and one SD1.5-sized UNet forward, vs diffusers.",
+        discussion: """
+            The tiny pipeline is the parity fixture (Tests/DiffusionTests/Fixtures/tiny-sd). The \
+            SD1.5-sized UNet has random weights (timings do not depend on weight values); both sides \
+            build it from the same config. The diffusers reference runs in a subprocess of this \
+            command with the Python given by --python (default .deps/pyref/bin/python).
+            """)
+
+    @Option(help: "Tiny pipeline folder.")
+    var tiny = "Tests/DiffusionTests/Fixtures/tiny-sd"
+
+    @Option(help: "Sampling runs to time (the best is reported).")
+    var trials = 3
+
+    @Option(help: "Batch size of the sampling benchmark.")
+    var batch = 4
+
+    @Option(help: "Denoising steps of the sampling benchmark.")
+    var steps = 20
+
+    @Flag(help: "Skip the SD1.5-sized UNet forward (needs ~4 GB and a minute to build).")
+    var skipLarge = false
+
+    @Option(help: "Python interpreter with torch and diffusers.")
+    var python: String?
+
+    func validate() throws {
+        guard trials > 0, batch > 0, steps > 0 else { throw ValidationError("--trials, --batch and --steps must be positive") }
+    }
+
+    func run() throws {
+        let r = try DiffusionBenchmark(tiny: tiny, trials: trials, batch: batch, steps: steps, skipLarge: skipLarge,
+                                       python: python).run()
+        print(machineLine())
+        var line = String(format: "tiny SD1.5-like, %d steps, CFG, batch %d:  swift %.3f s", steps, batch, r.tiny)
+        if let py = r.reference["tiny"] { line += String(format: ", diffusers %.3f s, speed-up %.2f× (goal ≥ 1.3×)", py, py / r.tiny) }
+        print(line)
+        if let large = r.large {
+            var l = String(format: "SD1.5-sized UNet forward, 64×64 latents, batch 2:  swift %.3f s", large)
+            if let py = r.reference["large"] { l += String(format: ", diffusers %.3f s, ratio %.2f (goal ≤ 1.10)", py, large / py) }
+            print(l)
         }
-        return samples.min()!
+        if r.reference.isEmpty { print("diffusers reference unavailable (run scripts/fixtures/setup-python or pass --python)") }
+    }
+}
+
+struct BenchLM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lm",
+        abstract: "Batched greedy generation tokens/s vs transformers generate(): tiny Qwen2 and SmolLM2-135M.",
+        discussion: """
+            The tiny model is the parity fixture (Tests/VisionLanguageTests/Fixtures/tiny-qwen2); SmolLM2 is the \
+            GGUF that scripts/bootstrap installs (transformers dequantises the same file). Both sides decode \
+            greedily with a KV cache, no stop token, the same prompt ids. The reference runs in a subprocess \
+            (--python, default .deps/pyref/bin/python).
+            """)
+
+    @Option(help: "Rows per batch.")
+    var batch = 8
+
+    @Option(help: "New tokens per row.")
+    var tokens = 32
+
+    @Option(help: "Timed runs (the best is reported).")
+    var trials = 3
+
+    @Flag(help: "Skip SmolLM2.")
+    var skipSmolLM2 = false
+
+    @Option(help: "Python interpreter with torch and transformers.")
+    var python: String?
+
+    func validate() throws {
+        guard batch > 0, tokens > 0, trials > 0 else { throw ValidationError("--batch, --tokens and --trials must be positive") }
     }
 
-    /// Best nanoseconds per `a + b` with the loop inside C++.
-    func measureNativeAdd() -> Double {
-        let a = Tensor([1, 2, 3, 4] as [Float])
-        let b = Tensor([5, 6, 7, 8] as [Float])
-        _ = TorchBenchmark.nativeAddNanoseconds(a, b, calls: 1000)
-        return (0..<trials).map { _ in TorchBenchmark.nativeAddNanoseconds(a, b, calls: calls) }.min()!
-    }
-
-    /// Best GFLOP/s of an n×n by n×n matmul.
-    func measureMatmul(_ n: Int) throws -> Double {
-        let g = try Generator(seed: 0)
-        let a = Tensor.randn([n, n], generator: g)
-        let b = Tensor.randn([n, n], generator: g)
-        _ = a.matmul(b)
-        let reps = max(3, Int(2e9 / (2 * pow(Double(n), 3))))
-        var samples: [Double] = []
-        for _ in 0..<trials {
-            let start = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<reps { _ = a.matmul(b) }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            samples.append(2 * pow(Double(n), 3) * Double(reps) / seconds / 1e9)
+    func run() throws {
+        let r = try LMBenchmark(tiny: "Tests/VisionLanguageTests/Fixtures/tiny-qwen2",
+                                smolLM2: skipSmolLM2 ? nil : EmbeddedModels.smolLM2, batch: batch, tokens: tokens,
+                                trials: trials, python: python).run()
+        print(machineLine())
+        print("batch \(batch), \(tokens) new tokens per row, greedy, KV cache")
+        var line = String(format: "tiny Qwen2:    swift %8.0f tokens/s", r.tiny)
+        if let py = r.reference["tiny"] { line += String(format: ", transformers %8.0f tokens/s, %.2f× (goal ≥ 1.5×)", py, r.tiny / py) }
+        print(line)
+        if let smol = r.smolLM2 {
+            var l = String(format: "SmolLM2-135M:  swift %8.1f tokens/s", smol)
+            if let py = r.reference["smol"] { l += String(format: ", transformers %8.1f tokens/s, %.2f× (goal ≥ 1.0×)", py, smol / py) }
+            print(l)
         }
-        return samples.max()!
+        if r.reference.isEmpty { print("transformers reference unavailable (scripts/fixtures/setup-python or --python)") }
+    }
+}
+
+struct BenchGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Images/s of `generate` (batch 8, 20 DDIM steps, CFG, VAE decode) vs diffusers on the same folder.")
+
+    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
+    var model: String?
+
+    @Option(help: "Images per batch.")
+    var batch = 8
+
+    @Option(help: "Denoising steps.")
+    var steps = 20
+
+    @Option(help: "Timed runs (the best is reported).")
+    var trials = 3
+
+    @Option(help: "Python interpreter with torch and diffusers.")
+    var python: String?
+
+    func validate() throws {
+        guard batch > 0, steps > 0, trials > 0 else { throw ValidationError("--batch, --steps and --trials must be positive") }
     }
 
-    struct Reference {
-        var add: Double
-        var matmul: [Int: Double]
-    }
-
-    func runPython() -> Reference? {
-        let script = """
-            import sys, time, torch
-            calls, trials, threads = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-            if threads > 0: torch.set_num_threads(threads)
-            g = torch.Generator().manual_seed(0)
-            for n in map(int, sys.argv[4:]):
-                x = torch.randn(n, n, generator=g); y = torch.randn(n, n, generator=g); x @ y
-                reps = max(3, int(2e9 / (2 * n ** 3)))
-                rates = []
-                for _ in range(trials):
-                    t = time.perf_counter()
-                    for _ in range(reps): x @ y
-                    rates.append(2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9)
-                print("matmul", n, max(rates))
-            a = torch.tensor([1., 2., 3., 4.]); b = torch.tensor([5., 6., 7., 8.])
-            for _ in range(1000): a + b
-            samples = []
-            for _ in range(trials):
-                t = time.perf_counter_ns()
-                for _ in range(calls): a + b
-                samples.append((time.perf_counter_ns() - t) / calls)
-            print("add", min(samples))
-            """
-        guard let text = runReferencePython(python, script: script, arguments: [String(calls), String(trials),
-                                                                                  String(threads ?? 0)] + sizes.map(String.init))
-        else { return nil }
-        var reference = Reference(add: 0, matmul: [:])
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.first == "add", parts.count == 2, let v = Double(parts[1]) { reference.add = v }
-            if parts.first == "matmul", parts.count == 3, let n = Int(parts[1]), let v = Double(parts[2]) {
-                reference.matmul[n] = v
-            }
+    func run() throws {
+        guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
+        let r = try GenerateBenchmark(folder: folder, batch: batch, steps: steps, trials: trials, python: python).run()
+        print(machineLine())
+        var line = String(format: "%@: batch %d, %d DDIM steps, CFG 5, with VAE decode: swift %.2f images/s (%.2f s)",
+                          (folder as NSString).lastPathComponent, batch, steps, Double(batch) / r.swift, r.swift)
+        if let py = r.diffusers {
+            line += String(format: ", diffusers %.2f images/s, %.2f× faster", Double(batch) / py, py / r.swift)
         }
-        return reference.add > 0 ? reference : nil
+        print(line)
     }
 }

@@ -129,22 +129,11 @@ struct ShapeWorldCommand: ParsableCommand {
         func run() throws {
             guard n >= 0 else { throw ValidationError("-n must not be negative") }
             var rng = SplitMix64(seed: seed)
-            let grammar = PromptGrammar()
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            var printed = 0
-            while printed < n {
-                var prompt = grammar.sample(category, rng: &rng)
-                if excludeHoldout && HoldOut.v1.touches(constraints: prompt.constraints) { continue }
-                if paraphrase {
-                    prompt.text = grammar.paraphraser.paraphrase(prompt.constraints, rng: &rng)
-                }
-                if json {
-                    print(String(decoding: try encoder.encode(prompt), as: UTF8.self))
-                } else {
-                    print(prompt.text)
-                }
-                printed += 1
+            for prompt in PromptGrammar().samples(category, count: n, excludingHoldOut: excludeHoldout,
+                                                  paraphrase: paraphrase, rng: &rng) {
+                print(json ? String(decoding: try encoder.encode(prompt), as: UTF8.self) : prompt.text)
             }
         }
     }
@@ -217,18 +206,7 @@ struct ShapeWorldCommand: ParsableCommand {
         func run() throws {
             guard n > 0 && n <= 400 else { throw ValidationError("-n must be in 1...400") }
             var rng = SplitMix64(seed: seed)
-            let grammar = PromptGrammar()
-            var items: [(image: RGBImage, caption: String)] = []
-            while items.count < n {
-                let prompt = grammar.sample(category, rng: &rng)
-                guard let scene = try? SceneSampler().scene(for: prompt.constraints, rng: &rng) else {
-                    continue
-                }
-                let image = condition.image(of: scene, rng: &rng)
-                let score = ShapeEval().score(image, prompt.constraints).strict
-                items.append((image, prompt.text.replacingOccurrences(of: "a photo of ", with: "")
-                    + " [\(Int(score))]"))
-            }
+            let items = PromptGrammar().gallery(category, count: n, condition: condition, rng: &rng)
             try PNG.write(ContactSheet(columns: 4).render(items), to: out)
             print("wrote \(out)")
         }

@@ -37,6 +37,7 @@ let package = Package(
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Miniature", targets: ["Miniature"]),
         .library(name: "PromptLoop", targets: ["PromptLoop"]),
+        .library(name: "Rewards", targets: ["Rewards"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -80,9 +81,11 @@ let package = Package(
         // The embedded miniature's configs, tokenizer, training data and recipes.
         .target(name: "Miniature", dependencies: ["Diffusion", "ShapeWorld", "Training", "Imaging", "Tokenizers", "Torch",
                                                   "TorchNN"]),
+        // Black-box rewards on (image, query): ShapeEval strict / soft / strict-exact, weighted sums.
+        .target(name: "Rewards", dependencies: ["Imaging", "ShapeWorld"]),
         // The algorithm and its evaluation: protocol, tables, audits, benchmarks.
         .target(name: "PromptLoop", dependencies: ["Diffusion", "ShapeWorld", "VisionLanguage", "Imaging", "Training",
-                                                   "Torch", "TorchNN"]),
+                                                   "Rewards", "Tokenizers", "Torch", "TorchNN"]),
         .executableTarget(
             name: "promptloop",
             dependencies: [
@@ -100,6 +103,7 @@ let package = Package(
         .testTarget(name: "MiniatureTests", dependencies: ["Miniature", "Diffusion", "ShapeWorld", "Tokenizers", "Torch"]),
         .testTarget(name: "PromptLoopTests", dependencies: ["PromptLoop", "ShapeWorld", "Diffusion", "VisionLanguage",
                                                             "Imaging", "Torch"]),
+        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "ShapeWorld", "Imaging"]),
         // Runs the built `promptloop` binary end to end on tiny fixtures.
         .testTarget(name: "CLITests", dependencies: ["promptloop"]),
         .testTarget(name: "VisionLanguageTests", dependencies: ["VisionLanguage", "GGUF", "Tokenizers"], exclude: ["Fixtures"]),

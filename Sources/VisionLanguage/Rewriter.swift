@@ -21,7 +21,7 @@ extension ChatTemplate {
 
 /// Prompt ids for `messages` in the model's chat format (raw text joined by newlines when the model
 /// has none, with the tokenizer's own special tokens), and the stop tokens that end a reply.
-func chatInput(_ messages: [ChatMessage], template: ChatTemplate?, tokenizer: any Tokenizer, eos: Int?)
+public func chatInput(_ messages: [ChatMessage], template: ChatTemplate?, tokenizer: any Tokenizer, eos: Int?)
     -> (ids: [Int], stop: Set<Int>)
 {
     let text = template?.render(messages) ?? messages.map(\.content).joined(separator: "\n")

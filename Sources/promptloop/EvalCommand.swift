@@ -2,6 +2,8 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import Imaging
+import Miniature
+import VisionLanguage
 import PromptLoop
 import ShapeWorld
 import Torch
@@ -11,7 +13,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure prompt alignment with ShapeEval.",
-        subcommands: [EvalShapeWorld.self, EvalVAE.self, EvalAudit.self])
+        subcommands: [EvalShapeWorld.self, EvalVAE.self, EvalAudit.self, EvalPolicy.self])
 }
 
 /// The model and prompt set an evaluation runs on.
@@ -209,5 +211,48 @@ struct EvalAudit: ParsableCommand {
             try PNG.write(sheet.render(items), to: out + "/sheet-\(s / perSheet + 1).png")
         }
         print("wrote \(made.count) images, audit.jsonl and \((made.count + perSheet - 1) / perSheet) sheets to \(out)")
+    }
+}
+
+/// Can the pretrained policy see and rewrite?
+struct EvalPolicy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Describe accuracy of the policy on fresh scenes (clean and x̂₀ at three noise levels) and the "
+            + "share of its rewrites of eval queries that keep the query's constraints.")
+
+    @Option(help: "Policy folder (default: the embedded Models/shapeworld-policy).")
+    var policy: String?
+
+    @Option(help: "The diffusion model that makes the x̂₀ images (default: the embedded one).")
+    var diffusion: String?
+
+    @Option(help: "Scenes per condition.")
+    var scenes = 100
+
+    @Option(help: "Queries to rewrite (the first N of --set).")
+    var queries = 120
+
+    @Option(help: "Prompt set of the queries (never in the policy's data).")
+    var set = "Data/shapeworld/v1/eval.jsonl"
+
+    func validate() throws {
+        guard scenes > 0, queries > 0 else { throw ValidationError("--scenes and --queries must be positive") }
+    }
+
+    func run() throws {
+        guard let folder = policy ?? EmbeddedModels.policy else { throw CLIError("no --policy and no embedded policy") }
+        guard let diffusionFolder = diffusion ?? EmbeddedModels.diffusion else { throw CLIError("no --diffusion") }
+        let chat = try LlavaChat.load(folder: folder)
+        let pipeline = try StableDiffusionPipeline.load(folder: diffusionFolder, scheduler: "ddim")
+        // Spread the queries over the categories: every (len / N)-th record.
+        let all = try PromptSets.readJSONLines(path: set)
+        let stride = Swift.max(1, all.count / queries)
+        let picked = Swift.stride(from: 0, to: all.count, by: stride).prefix(queries).map { all[$0] }
+        let report = try PolicyReport.measure(chat: chat, data: PolicyData(pipeline: pipeline, excluded: []),
+                                              count: scenes, queries: picked) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+        print(report.markdown)
+        print("\nexamples (query → rewrite without an image):")
+        for (q, r) in report.examples { print("  \(q) → \(r)") }
     }
 }

@@ -6,6 +6,7 @@ import PromptLoop
 import ShapeWorld
 import Torch
 import TorchNN
+import VisionLanguage
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,6 +20,13 @@ struct GenerateCommand: ParsableCommand {
             guidance give diffusers' image. --prompt-at STEP:PROMPT (repeatable) switches to PROMPT \
             from the 0-based step STEP on, for every image of the batch. An empty prompt is \
             unconditional; a prompt longer than the text encoder takes is cut, with a warning.
+
+            PromptLoop: --refine N lets the policy (default Models/shapeworld-policy) rewrite the prompt \
+            N times during sampling. In the closed loop (default) it sees the decoded x̂₀ after steps \
+            ⌊i·W/N⌋ (W = --refine-window × steps) and its prompt is used from the next step on; \
+            --mode open writes all N prompts before sampling without images; --mode feed-forward \
+            rewrites the query once before sampling. The prompt of every refinement is printed above \
+            each image's line; ShapeEval always scores against your prompt, not the rewrites.
             """)
 
     @Argument(help: "The prompt (or use --prompt).")
@@ -75,6 +83,29 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print no progress bar.")
     var quiet = false
 
+    @Option(help: "PromptLoop: refinements of the prompt by the policy during sampling (0: plain sampling).")
+    var refine = 0
+
+    @Option(help: "closed (the policy sees x̂₀), open (prompts written before sampling) or feed-forward (one rewrite).")
+    var mode = "closed"
+
+    @Option(help: "Policy: a transformers LLaVA folder (default: the embedded Models/shapeworld-policy).")
+    var policy: String?
+
+    @Option(help: "Spread the refinements over this fraction of the steps (1: equal intervals over all).")
+    var refineWindow = 1.0
+
+    @Option(help: "Tokens per policy reply at most.")
+    var policyMaxTokens = 48
+
+    @Option(help: "Write the x̂₀ frame of every refinement and an HTML page (frames beside prompts) here.")
+    var trajectory: String?
+
+    var rolloutMode: RolloutMode? {
+        if mode == "feed-forward" { return .feedForward }
+        return refine > 0 ? RolloutMode(rawValue: mode) : nil
+    }
+
     func validate() throws {
         guard (positionalPrompt ?? prompt) != nil else { throw ValidationError("give a prompt (argument or --prompt)") }
         if positionalPrompt != nil && prompt != nil { throw ValidationError("give the prompt once, not both ways") }
@@ -93,6 +124,16 @@ struct GenerateCommand: ParsableCommand {
         }
         _ = try parsedSchedule()
         guard out.lowercased().hasSuffix(".png") else { throw ValidationError("--out must name a .png file") }
+        guard refine >= 0 else { throw ValidationError("--refine must not be negative") }
+        guard ["closed", "open", "feed-forward"].contains(mode) else {
+            throw ValidationError("unknown --mode \(mode): use closed, open or feed-forward")
+        }
+        guard refineWindow > 0, refineWindow <= 1 else { throw ValidationError("--refine-window must be in (0, 1]") }
+        guard policyMaxTokens > 0 else { throw ValidationError("--policy-max-tokens must be positive") }
+        if rolloutMode != nil && !promptAt.isEmpty {
+            throw ValidationError("--prompt-at and a refining --mode/--refine both set the prompt: use one")
+        }
+        if trajectory != nil && rolloutMode == nil { throw ValidationError("--trajectory needs --refine N or --mode feed-forward") }
     }
 
     func parsedSchedule() throws -> [Int: String] {
@@ -122,25 +163,49 @@ struct GenerateCommand: ParsableCommand {
             warn("the folder's scheduler is not supported; using DDIM with its noise schedule (pick one with --scheduler)")
         }
         let start = Date()
-        let result = try pipeline.sample(
-            prompts: Array(repeating: text, count: batch),
-            negativePrompts: negativePrompt.map { Array(repeating: $0, count: batch) },
-            options: SamplingOptions(steps: steps, guidance: guidance, guidanceRescale: guidanceRescale,
-                                     height: height, width: width, seed: seed),
-            schedule: try parsedSchedule().mapValues { Array(repeating: Optional($0), count: batch) },
-            progress: quiet ? nil : { done, total in progressBar(done, total, since: start) })
+        let options = SamplingOptions(steps: steps, guidance: guidance, guidanceRescale: guidanceRescale,
+                                      height: height, width: width, seed: seed)
+        let bar: ((Int, Int) -> Void)? = quiet ? nil : { done, total in progressBar(done, total, since: start) }
+        let latents: Tensor
+        var rollout: RolloutResult?
+        if let rolloutMode {
+            guard let folder = policy ?? EmbeddedModels.policy else {
+                throw CLIError("no --policy given and the embedded policy (Models/shapeworld-policy) is not in this checkout")
+            }
+            let agent = LlavaPolicy(chat: try LlavaChat.load(folder: folder, device: device),
+                                    sampling: SamplingConfig(greedy: true, maxNewTokens: policyMaxTokens))
+            let refinements = RefinementSteps.equalIntervals(count: refine, steps: steps, window: refineWindow)
+            let r = try RolloutEngine(pipeline: pipeline, policy: agent, mode: rolloutMode)
+                .run(queries: Array(repeating: text, count: batch), refinements: [refinements], options: options,
+                     negativePrompts: negativePrompt.map { Array(repeating: $0, count: batch) }, progress: bar)
+            latents = r.latents
+            rollout = r
+        } else {
+            latents = try pipeline.sample(
+                prompts: Array(repeating: text, count: batch),
+                negativePrompts: negativePrompt.map { Array(repeating: $0, count: batch) }, options: options,
+                schedule: try parsedSchedule().mapValues { Array(repeating: Optional($0), count: batch) },
+                progress: bar).latents
+        }
         for prompt in pipeline.truncatedPrompts {
             warn("prompt truncated to the text encoder's maximum length: \"\(prompt.prefix(60))…\"")
         }
         // ShapeEval's verdict when the prompt speaks ShapeWorld's language: the embedded model's reward.
         let constraints = PromptParser().scorableConstraints(text)
-        for (path, image) in zip(outputPaths(count: batch), pipeline.decodeImages(result.latents)) {
+        var verdicts: [String?] = []
+        for (i, (path, image)) in zip(outputPaths(count: batch), pipeline.decodeImages(latents)).enumerated() {
             try PNG.write(image, to: path)
-            if let constraints {
-                print("\(path)  ShapeEval: \(ShapeEval().score(image, constraints).summary)")
-            } else {
-                print(path)
+            for action in rollout?.trajectories[i].actions ?? [] {
+                let when = action.state.step < 0 ? "before sampling" : "after step \(action.state.step)"
+                print("  \(when): \(action.valid ? "" : "(invalid reply, kept) ")\(action.prompt)")
             }
+            let verdict = constraints.map { ShapeEval().score(image, $0).summary }
+            verdicts.append(verdict)
+            print(verdict.map { "\(path)  ShapeEval: \($0)" } ?? path)
+        }
+        if let trajectory, let rollout {
+            try TrajectoryPage.write(rollout, to: trajectory, verdicts: verdicts)
+            print("trajectory: \(trajectory)/index.html")
         }
     }
 

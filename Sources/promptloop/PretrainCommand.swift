@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Miniature
+import PromptLoop
+import ShapeWorld
 import Torch
 import Training
 
@@ -14,7 +16,7 @@ struct PretrainCommand: ParsableCommand {
             command again resumes from the checkpoint with the same batches and noise. \
             Models/shapeworld-sd/RECIPE.md gives the commands that trained the shipped model.
             """,
-        subcommands: [PretrainVAE.self, PretrainT2I.self])
+        subcommands: [PretrainVAE.self, PretrainT2I.self, PretrainPolicy.self])
 }
 
 struct RunOptions: ParsableArguments {
@@ -110,5 +112,45 @@ struct PretrainT2I: ParsableCommand {
         options.apply()
         try TextToImageRecipe(folder: folder, vae: vae, settings: options.settings, export: export)
             .run(progress: printRunEvent)
+    }
+}
+
+struct PretrainPolicy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Pretrain the miniature's LLaVA policy to describe x̂₀ images and to paraphrase queries.",
+        discussion: """
+            The analogue of the paper's instruction-tuned MLLM: it learns to see and to rewrite and \
+            never sees the reward. Half the examples describe an image (a clean render or the \
+            diffusion model's x̂₀ of a noised render) in ShapeWorld's words, labelled with the scene's \
+            truth; half rewrite a query given `query: …`, `prompt: …` and a progress word, with an x̂₀ \
+            image in 60% of them, into a paraphrase of the query. No training query has the \
+            constraints of a prompt in --exclude, and no scene touches the v1 hold-out. The model \
+            folder is RUN/policy; --export copies it when the run is done.
+            """)
+
+    @Option(name: .customLong("run"), help: "Run folder (checkpoint, logs, and the model in policy/).")
+    var folder = "runs/policy"
+
+    @Option(help: "The diffusion model whose x̂₀ decodes the policy learns to read (default: the embedded one).")
+    var diffusion: String?
+
+    @Option(help: "Prompt sets whose queries the policy must never train on (repeatable).")
+    var exclude: [String] = ["Data/shapeworld/v1/eval.jsonl", "Data/shapeworld/v1/novel.jsonl"]
+
+    @Option(help: "Copy the finished model folder here (e.g. Models/shapeworld-policy).")
+    var export: String?
+
+    @OptionGroup var options: RunOptions
+
+    func run() throws {
+        options.apply()
+        guard let diffusion = diffusion ?? EmbeddedModels.diffusion else {
+            throw CLIError("no --diffusion given and the embedded model is not in this checkout")
+        }
+        var excluded = Set<ConstraintSet>()
+        for path in exclude { excluded.formUnion(try PromptSets.readJSONLines(path: path).map(\.constraints)) }
+        try PolicyRecipe(folder: folder, diffusion: diffusion, settings: options.settings, excluded: excluded,
+                         export: export).run(progress: printRunEvent)
     }
 }

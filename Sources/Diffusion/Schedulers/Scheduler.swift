@@ -231,3 +231,9 @@ public func makeScheduler(_ config: SchedulerConfig, kind: String? = nil) throws
         throw ModelError.unsupported(file: "scheduler_config.json", field: "_class_name", value: name)
     }
 }
+
+extension SchedulerConfig {
+    /// ᾱ_t for t = 0…num_train_timesteps−1 (float32 values, as diffusers keeps them): for noising
+    /// training inputs to a chosen t and forming x̂₀ outside a sampling loop.
+    public var alphasCumprod: [Float] { NoiseSchedule(self).alphasCumprod }
+}

@@ -81,8 +81,8 @@ let package = Package(
         // The embedded miniature's configs, tokenizer, training data and recipes.
         .target(name: "Miniature", dependencies: ["Diffusion", "ShapeWorld", "Training", "Imaging", "Tokenizers", "Torch",
                                                   "TorchNN", "VisionLanguage"]),
-        // Black-box rewards on (image, query): ShapeEval strict / soft / strict-exact, weighted sums.
-        .target(name: "Rewards", dependencies: ["Imaging", "ShapeWorld"]),
+        // Black-box rewards on (image, query): ShapeEval strict / soft / strict-exact, CLIPScore, weighted sums.
+        .target(name: "Rewards", dependencies: ["Imaging", "ShapeWorld", "Torch", "TorchNN", "Diffusion", "VisionLanguage"]),
         // The algorithm and its evaluation: protocol, tables, audits, benchmarks.
         .target(name: "PromptLoop", dependencies: ["Diffusion", "ShapeWorld", "VisionLanguage", "Imaging", "Training",
                                                    "Rewards", "Tokenizers", "Torch", "TorchNN"]),
@@ -104,7 +104,7 @@ let package = Package(
                                                            "TorchNN", "VisionLanguage", "Imaging"]),
         .testTarget(name: "PromptLoopTests", dependencies: ["PromptLoop", "ShapeWorld", "Diffusion", "VisionLanguage",
                                                             "Imaging", "Torch"]),
-        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "ShapeWorld", "Imaging"]),
+        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "ShapeWorld", "Imaging", "Torch"], exclude: ["Fixtures"]),
         // Runs the built `promptloop` binary end to end on tiny fixtures.
         .testTarget(name: "CLITests", dependencies: ["promptloop"]),
         .testTarget(name: "VisionLanguageTests", dependencies: ["VisionLanguage", "GGUF", "Tokenizers"], exclude: ["Fixtures"]),

@@ -386,34 +386,13 @@ public struct PolicyRecipe {
         }
         let pipeline = try StableDiffusionPipeline.load(folder: diffusion, scheduler: "ddim")
         let data = PolicyData(pipeline: pipeline, excluded: excluded)
-        let schedule = settings.schedule
-        let trainer = try PolicyTrainer(folder: modelFolder, seed: settings.seed, schedule: schedule)
-        let checkpoint = folder + "/checkpoint.safetensors"
-        let log = LossLog(path: folder + "/loss.csv", columns: ["loss", "lr", "seconds"])
-        let signature = settings.signature("policy")
-        if try TrainingCheckpoint.resumeCheck(path: checkpoint, signature: signature) {
-            try trainer.resume(from: checkpoint)
-            try log.truncate(after: trainer.step)
-            progress(.resumed(checkpoint: checkpoint, step: trainer.step))
+        let trainer = try PolicyTrainer(folder: modelFolder, seed: settings.seed, schedule: settings.schedule)
+        let finished = try runStage("policy", folder: folder, settings: settings, trainer: trainer, columns: ["loss"],
+                                    progress: progress) {
+            let loss = try trainer.trainStep(try data.batch(seed: settings.seed, step: trainer.step, size: settings.batch))
+            return ([loss], String(format: "loss %.4f", loss))
         }
-        let stop = Swift.min(settings.until ?? settings.steps, settings.steps)
-        let meter = ProgressMeter(total: stop, startingAt: trainer.step)
-        while trainer.step < stop {
-            let stepStart = Date()
-            let examples = try data.batch(seed: settings.seed, step: trainer.step, size: settings.batch)
-            let loss = try trainer.trainStep(examples)
-            guard loss.isFinite else {
-                throw TrainingError.diverged("loss became \(loss) at step \(trainer.step); last good checkpoint: \(checkpoint)")
-            }
-            try log.append([loss, schedule.rate(at: trainer.step - 1), Date().timeIntervalSince(stepStart)],
-                           step: trainer.step)
-            if trainer.step % settings.saveEvery == 0 || trainer.step == stop {
-                try trainer.save(to: checkpoint, metadata: ["run": signature])
-                try log.writePlot(to: folder + "/loss.png")
-            }
-            progress(.step(meter, step: trainer.step, text: String(format: "loss %.4f", loss)))
-        }
-        guard trainer.step >= settings.steps else { return }
+        guard finished else { return }
         try trainer.exportWeights(to: modelFolder)
         progress(.exported(modelFolder))
         if let export {

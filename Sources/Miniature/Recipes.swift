@@ -66,6 +66,54 @@ public enum MiniatureError: Error, CustomStringConvertible, Equatable, Sendable 
     }
 }
 
+/// A trainer the shared stage loop drives.
+protocol StageTrainer: AnyObject {
+    var step: Int { get }
+    func resume(from path: String) throws
+    func save(to path: String, metadata: [String: String]) throws
+}
+
+extension VAETrainer: StageTrainer {}
+extension TextToImageTrainer: StageTrainer {}
+extension PolicyTrainer: StageTrainer {}
+
+/// The loop every stage shares: resume from `folder/checkpoint.safetensors` when it was written by
+/// the same settings (dropping log rows past it), run `trainStep` to `until` or `steps`, log each
+/// step's values and seconds to `loss.csv`, checkpoint every `saveEvery` steps and at the stop, plot
+/// the loss. `trainStep` returns the logged values (the loss first) and the progress text. Returns
+/// whether the run reached its last step.
+func runStage(_ stage: String, folder: String, settings: RunSettings, trainer: some StageTrainer, columns: [String],
+              progress: (RunEvent) -> Void, trainStep: () throws -> (values: [Double], text: String)) throws -> Bool {
+    let checkpoint = folder + "/checkpoint.safetensors"
+    let log = LossLog(path: folder + "/loss.csv", columns: columns + ["lr", "seconds"])
+    let signature = settings.signature(stage)
+    let schedule = settings.schedule
+    if try TrainingCheckpoint.resumeCheck(path: checkpoint, signature: signature) {
+        try trainer.resume(from: checkpoint)
+        try log.truncate(after: trainer.step)
+        progress(.resumed(checkpoint: checkpoint, step: trainer.step))
+    }
+    let stop = Swift.min(settings.until ?? settings.steps, settings.steps)
+    let meter = ProgressMeter(total: stop, startingAt: trainer.step)
+    while trainer.step < stop {
+        let stepStart = Date()
+        let (values, text) = try trainStep()
+        guard let loss = values.first, loss.isFinite else {
+            throw TrainingError.diverged("loss became \(values.first ?? .nan) at step \(trainer.step); last good "
+                + "checkpoint: \(checkpoint)")
+        }
+        try log.append(values + [schedule.rate(at: trainer.step - 1), Date().timeIntervalSince(stepStart)],
+                       step: trainer.step)
+        if trainer.step % settings.saveEvery == 0 || trainer.step == stop {
+            try trainer.save(to: checkpoint, metadata: ["run": signature])
+            try log.writePlot(to: folder + "/loss.png")
+        }
+        progress(.step(meter, step: trainer.step, text: text))
+    }
+    try log.writePlot(to: folder + "/loss.png")
+    return trainer.step >= settings.steps
+}
+
 /// Stage 1 of the miniature: the AutoencoderKL on ShapeWorld renders.
 ///
 /// The run folder holds `checkpoint.safetensors` (atomic, every `saveEvery` steps), `loss.csv`,
@@ -91,34 +139,14 @@ public struct VAERecipe {
         let config = Miniature.vaeConfig()
         let schedule = settings.schedule
         let trainer = try VAETrainer(config: config, seed: settings.seed, schedule: schedule)
-        let checkpoint = folder + "/checkpoint.safetensors"
-        let log = LossLog(path: folder + "/loss.csv", columns: ["loss", "reconstruction", "kl", "lr", "seconds"])
-        let signature = settings.signature("vae")
-        if try TrainingCheckpoint.resumeCheck(path: checkpoint, signature: signature) {
-            try trainer.resume(from: checkpoint)
-            try log.truncate(after: trainer.step)
-            progress(.resumed(checkpoint: checkpoint, step: trainer.step))
-        }
-        let stop = Swift.min(settings.until ?? settings.steps, settings.steps)
-        let meter = ProgressMeter(total: stop, startingAt: trainer.step)
-        while trainer.step < stop {
-            let stepStart = Date()
+        let finished = try runStage("vae", folder: folder, settings: settings, trainer: trainer,
+                                    columns: ["loss", "reconstruction", "kl"], progress: progress) {
             let images = Miniature.trainingBatch(seed: settings.seed, step: trainer.step, size: settings.batch).images
             let r = trainer.trainStep(images)
-            guard r.loss.isFinite else {
-                throw TrainingError.diverged("loss became \(r.loss) at step \(trainer.step); last good checkpoint: \(checkpoint)")
-            }
-            try log.append([r.loss, r.reconstruction, r.kl, schedule.rate(at: trainer.step - 1),
-                            Date().timeIntervalSince(stepStart)], step: trainer.step)
-            if trainer.step % settings.saveEvery == 0 || trainer.step == stop {
-                try trainer.save(to: checkpoint, metadata: ["run": signature])
-                try log.writePlot(to: folder + "/loss.png")
-            }
-            progress(.step(meter, step: trainer.step,
-                           text: String(format: "loss %.5f (recon %.5f, kl %.3f)", r.loss, r.reconstruction, r.kl)))
+            return ([r.loss, r.reconstruction, r.kl],
+                    String(format: "loss %.5f (recon %.5f, kl %.3f)", r.loss, r.reconstruction, r.kl))
         }
-        try log.writePlot(to: folder + "/loss.png")
-        guard trainer.step >= settings.steps else { return 0 }
+        guard finished else { return 0 }
         // scaling_factor = 1 / std of the latents, as SD chose 0.18215; measured on a fixed batch.
         let probe = Miniature.trainingBatch(seed: 0xC0FFEE, step: 0, size: 64).images
         var exported = config
@@ -169,34 +197,15 @@ public struct TextToImageRecipe {
         let trainer = try TextToImageTrainer(
             textConfig: textConfig, unetConfig: unetConfig, scheduler: Miniature.scheduler(className: "DDPMScheduler"),
             tokenizer: tokenizer, seed: settings.seed, schedule: schedule)
-        let checkpoint = folder + "/checkpoint.safetensors"
-        let log = LossLog(path: folder + "/loss.csv", columns: ["loss", "lr", "seconds"])
-        let signature = settings.signature("t2i")
-        if try TrainingCheckpoint.resumeCheck(path: checkpoint, signature: signature) {
-            try trainer.resume(from: checkpoint)
-            try log.truncate(after: trainer.step)
-            progress(.resumed(checkpoint: checkpoint, step: trainer.step))
-        }
         let latentNoise = try Generator(seed: settings.seed &+ 17)
-        let stop = Swift.min(settings.until ?? settings.steps, settings.steps)
-        let meter = ProgressMeter(total: stop, startingAt: trainer.step)
-        while trainer.step < stop {
-            let stepStart = Date()
+        _ = try runStage("t2i", folder: folder, settings: settings, trainer: trainer, columns: ["loss"],
+                         progress: progress) {
             let data = Miniature.trainingBatch(seed: settings.seed &+ 1, step: trainer.step, size: settings.batch)
             // Posterior draws seeded by step, so a resumed run encodes exactly as the first would have.
             try latentNoise.setState(try Generator(seed: settings.seed &+ UInt64(trainer.step) &* 31).state)
             let latents = withNoGrad { vaeModel.scale(vaeModel.encode(data.images).sample(generator: latentNoise)) }
             let loss = trainer.trainStep(latents: latents, captions: data.captions)
-            guard loss.isFinite else {
-                throw TrainingError.diverged("loss became \(loss) at step \(trainer.step); last good checkpoint: \(checkpoint)")
-            }
-            try log.append([loss, schedule.rate(at: trainer.step - 1), Date().timeIntervalSince(stepStart)],
-                           step: trainer.step)
-            if trainer.step % settings.saveEvery == 0 || trainer.step == stop {
-                try trainer.save(to: checkpoint, metadata: ["run": signature])
-                try log.writePlot(to: folder + "/loss.png")
-            }
-            progress(.step(meter, step: trainer.step, text: String(format: "loss %.5f", loss)))
+            return ([loss], String(format: "loss %.5f", loss))
         }
         guard let export else { return }
         try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)

@@ -399,3 +399,58 @@ public struct GenerateBenchmark {
         return (best, reference["seconds"])
     }
 }
+
+/// The cost of PromptLoop over plain sampling: `generate --refine N` at batch 8 (20 DDIM steps, CFG,
+/// VAE decode of the final images) in the open and the closed loop, each relative to plain
+/// sampling in the same run, median of `repeats`; the closed loop's extra time split into x̂₀ decode
+/// and policy generation.
+public struct RefineBenchmark {
+    public var pipeline: StableDiffusionPipeline
+    public var policy: RefinementPolicy
+    public var refinements: [Int]
+    public var batch: Int
+    public var steps: Int
+    public var repeats: Int
+
+    public init(pipeline: StableDiffusionPipeline, policy: RefinementPolicy, refinements: [Int], batch: Int = 8,
+                steps: Int = 20, repeats: Int = 3) {
+        (self.pipeline, self.policy, self.refinements, self.batch, self.steps, self.repeats) =
+            (pipeline, policy, refinements, batch, steps, repeats)
+    }
+
+    public struct Row: Sendable {
+        public var mode: RolloutMode
+        /// Median seconds per image, and the medians of the decode and policy shares (seconds per image).
+        public var secondsPerImage: Double
+        public var decodePerImage: Double
+        public var policyPerImage: Double
+    }
+
+    public func run(prompt: String = GenerateBenchmark.prompt) throws -> [Row] {
+        let options = SamplingOptions(steps: steps, guidance: 5, seed: 0)
+        let queries = Array(repeating: prompt, count: batch)
+        var samples: [RolloutMode: [(Double, Double, Double)]] = [:]
+        let modes: [RolloutMode] = [.none, .open, .closed]
+        for mode in modes {  // warm-up
+            _ = try RolloutEngine(pipeline: pipeline, policy: policy, mode: mode)
+                .run(queries: queries, refinements: [refinements], options: options)
+        }
+        for _ in 0..<repeats {
+            // Interleaved, so that a slow spell of the machine hits every mode alike.
+            for mode in modes {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let r = try RolloutEngine(pipeline: pipeline, policy: policy, mode: mode)
+                    .run(queries: queries, refinements: [refinements], options: options)
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                samples[mode, default: []].append((seconds, r.decodeSeconds, r.policySeconds))
+            }
+        }
+        func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+        return modes.map { mode in
+            let s = samples[mode] ?? []
+            let n = Double(batch)
+            return Row(mode: mode, secondsPerImage: median(s.map(\.0)) / n, decodePerImage: median(s.map(\.1)) / n,
+                       policyPerImage: median(s.map(\.2)) / n)
+        }
+    }
+}

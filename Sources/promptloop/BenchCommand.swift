@@ -1,13 +1,15 @@
 import ArgumentParser
+import Diffusion
 import Foundation
 import PromptLoop
 import Torch
+import VisionLanguage
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure speed against a reference run on the same machine.",
-        subcommands: [BenchOps.self, BenchDiffusion.self, BenchLM.self, BenchGenerate.self]
+        subcommands: [BenchOps.self, BenchDiffusion.self, BenchLM.self, BenchGenerate.self, BenchRefine.self]
     )
 }
 
@@ -204,5 +206,54 @@ struct BenchGenerate: ParsableCommand {
             line += String(format: ", diffusers %.2f images/s, %.2f× faster", Double(batch) / py, py / r.swift)
         }
         print(line)
+    }
+}
+
+struct BenchRefine: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "refine",
+        abstract: "Seconds per image of generate --refine N (open and closed loop) relative to plain sampling, batch 8.",
+        discussion: "The paper measured 1.05× / 1.13× / 1.23× at 1 / 3 / 5 refinements (A100, SDXL).")
+
+    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
+    var model: String?
+
+    @Option(help: "Policy folder (default: the embedded policy).")
+    var policy: String?
+
+    @Option(help: "Refinements (equal intervals).")
+    var refine = 5
+
+    @Option(help: "Images per batch.")
+    var batch = 8
+
+    @Option(help: "Repeats (the median is reported).")
+    var repeats = 3
+
+    @OptionGroup var threadOption: ThreadOption
+
+    func validate() throws {
+        guard refine > 0, batch > 0, repeats > 0 else { throw ValidationError("--refine, --batch and --repeats must be positive") }
+    }
+
+    func run() throws {
+        threadOption.apply()
+        guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
+        guard let policyFolder = policy ?? EmbeddedModels.policy else { throw CLIError("no --policy and no embedded policy") }
+        let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: "ddim")
+        let agent = LlavaPolicy(chat: try LlavaChat.load(folder: policyFolder),
+                                sampling: SamplingConfig(greedy: true, maxNewTokens: 48))
+        let rows = try RefineBenchmark(pipeline: pipeline, policy: agent,
+                                       refinements: RefinementSteps.equalIntervals(count: refine, steps: 20),
+                                       batch: batch, repeats: repeats).run()
+        print(machineLine())
+        print("batch \(batch), 20 DDIM steps, CFG 5, \(refine) refinements, median of \(repeats)")
+        print("| mode | s/image | × plain | x̂₀ decode s/image | policy s/image |")
+        print("|---|---|---|---|---|")
+        let plain = rows.first { $0.mode == .none }?.secondsPerImage ?? 1
+        for r in rows {
+            print(String(format: "| %@ | %.3f | %.2f | %.3f | %.3f |", r.mode.rawValue, r.secondsPerImage,
+                         r.secondsPerImage / plain, r.decodePerImage, r.policyPerImage))
+        }
     }
 }

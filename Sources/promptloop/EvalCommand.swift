@@ -13,7 +13,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure prompt alignment with ShapeEval.",
-        subcommands: [EvalShapeWorld.self, EvalVAE.self, EvalAudit.self, EvalPolicy.self])
+        subcommands: [EvalShapeWorld.self, EvalVAE.self, EvalAudit.self, EvalPolicy.self, EvalSwitch.self])
 }
 
 /// The model and prompt set an evaluation runs on.
@@ -77,7 +77,10 @@ struct EvalShapeWorld: ParsableCommand {
         guard guidance.isFinite else { throw ValidationError("--guidance must be finite") }
     }
 
+    @OptionGroup var threadOption: ThreadOption
+
     func run() throws {
+        threadOption.apply()
         var records = try target.records()
         if let limit { records = Array(records.prefix(limit)) }
         let pipeline = try StableDiffusionPipeline.load(folder: try target.modelFolder(), scheduler: scheduler)
@@ -176,7 +179,10 @@ struct EvalAudit: ParsableCommand {
         guard count > 0, seeds > 0, batch > 0 else { throw ValidationError("--count, --seeds and --batch must be positive") }
     }
 
+    @OptionGroup var threadOption: ThreadOption
+
     func run() throws {
+        threadOption.apply()
         let given = try labels.map(Audit.readLabels)
         var rng = SplitMix64(seed: pickSeed)
         let picks = Audit.pick(try target.records(), count: count, seeds: seeds, rng: &rng)
@@ -240,7 +246,10 @@ struct EvalPolicy: ParsableCommand {
         guard scenes > 0, queries > 0 else { throw ValidationError("--scenes and --queries must be positive") }
     }
 
+    @OptionGroup var threadOption: ThreadOption
+
     func run() throws {
+        threadOption.apply()
         guard let folder = policy ?? EmbeddedModels.policy else { throw CLIError("no --policy and no embedded policy") }
         guard let diffusionFolder = diffusion ?? EmbeddedModels.diffusion else { throw CLIError("no --diffusion") }
         let chat = try LlavaChat.load(folder: folder)
@@ -254,5 +263,47 @@ struct EvalPolicy: ParsableCommand {
         print(report.markdown)
         print("\nexamples (query → rewrite without an image):")
         for (q, r) in report.examples { print("  \(q) → \(r)") }
+    }
+}
+
+/// Where is the lever of a refinement?
+struct EvalSwitch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switch",
+        abstract: "How often switching the prompt from step k on changes an image's verdict (k = 0…10 of 20).",
+        discussion: """
+            Each query of the set is sampled plainly and with the prompt switched, from step k on, to \
+            the next prompt of the same category with other constraints; the table gives the share of \
+            images whose strict verdict against the query changed. Where no switch changes a verdict, \
+            a refinement has nothing to act on.
+            """)
+
+    @OptionGroup var target: EvalTarget
+
+    @Option(help: "Steps k to switch at (repeatable; default 0…10).")
+    var step: [Int] = Array(0...10)
+
+    @Option(help: "Only every N-th prompt of the set (spread over the categories).")
+    var every = 5
+
+    @Option(help: "Seeds per prompt: 0..<N.")
+    var seeds = 1
+
+    @OptionGroup var threadOption: ThreadOption
+
+    func validate() throws {
+        guard every > 0, seeds > 0 else { throw ValidationError("--every and --seeds must be positive") }
+        guard step.allSatisfy({ (0..<20).contains($0) }) else { throw ValidationError("--step must be in 0…19") }
+    }
+
+    func run() throws {
+        threadOption.apply()
+        let all = try target.records()
+        let records = Swift.stride(from: 0, to: all.count, by: every).map { all[$0] }
+        let pipeline = try StableDiffusionPipeline.load(folder: try target.modelFolder(), scheduler: "ddim")
+        let meter = ProgressMeter(total: (step.count + 1) * records.count * seeds, unit: "image")
+        let rows = try SwitchStudy(evaluation: EvaluationProtocol(seeds: seeds)).run(
+            pipeline: pipeline, records: records, steps: step) { done, _ in report(meter, step: done, text: "") }
+        print(SwitchStudy.markdown(rows))
     }
 }

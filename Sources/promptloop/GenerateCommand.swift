@@ -148,7 +148,10 @@ struct GenerateCommand: ParsableCommand {
         return schedule
     }
 
+    @OptionGroup var threadOption: ThreadOption
+
     func run() throws {
+        threadOption.apply()
         let device = try Device(parsing: self.device)
         try device.validate()
         guard let folder = model ?? EmbeddedModels.diffusion else {

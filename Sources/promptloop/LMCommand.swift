@@ -73,7 +73,10 @@ struct LMGenerate: ParsableCommand {
 
     @OptionGroup var sampling: TextSamplingOptions
 
+    @OptionGroup var threadOption: ThreadOption
+
     func run() throws {
+        threadOption.apply()
         let device = try Device(parsing: self.device)
         try device.validate()
         let path = try languageModelPath(model)
@@ -103,7 +106,10 @@ struct RewriteCommand: ParsableCommand {
 
     @OptionGroup var sampling: TextSamplingOptions
 
+    @OptionGroup var threadOption: ThreadOption
+
     func run() throws {
+        threadOption.apply()
         let lm = try ChatModel.load(try languageModelPath(model))
         print(try PromptRewriter.rewrite(prompt, with: lm, sampling: sampling.config))
     }

@@ -1,9 +1,33 @@
 import ArgumentParser
 import Foundation
+import Torch
 import Training
 
 @main
 struct PromptLoopCommand: ParsableCommand {
+    /// libtorch's OpenMP threads spin while they wait for work. On a machine whose cores another
+    /// process also uses, the spinning threads take the cores from the thread with work: a 4-image
+    /// `generate` took 17.4 s next to a training run, 5.1 s with `OMP_WAIT_POLICY=PASSIVE`
+    /// (BENCHMARKS.md). libgomp reads the policy when it loads, before `main`, so the tool sets it and
+    /// starts itself again, once, unless the caller chose a policy.
+    static func main() {
+        let environment = ProcessInfo.processInfo.environment
+        if environment["OMP_WAIT_POLICY"] == nil, environment["PROMPTLOOP_NO_REEXEC"] == nil {
+            setenv("OMP_WAIT_POLICY", "PASSIVE", 1)
+            setenv("PROMPTLOOP_NO_REEXEC", "1", 1)
+            let arguments = CommandLine.arguments
+            var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+            execv("/proc/self/exe", &argv)
+            // exec failed (no /proc): carry on with spinning threads rather than not at all.
+        }
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "promptloop",
         abstract: "Align text-to-image diffusion models by rewriting the prompt during sampling.",
@@ -48,4 +72,19 @@ func progressBar(_ done: Int, _ total: Int, since start: Date) {
 /// Prints a ``ProgressMeter`` line for `step` on standard error.
 func report(_ progress: ProgressMeter, step: Int, text: String) {
     statusLine(progress.line(step: step, text: text), done: progress.isDone(step))
+}
+
+/// `--threads N`: libtorch's intra-op threads (default: one per core). Threads wait passively (see
+/// ``PromptLoopCommand/main()``), so the default degrades gracefully when other work shares the cores.
+struct ThreadOption: ParsableArguments {
+    @Option(help: "libtorch threads (default: one per core).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
+    }
+
+    func apply() {
+        if let threads { Threads.count = threads }
+    }
 }

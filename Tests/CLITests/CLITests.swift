@@ -116,6 +116,34 @@ let tinySD = repository + "/Tests/DiffusionTests/Fixtures/tiny-sd"
         #expect(schedule.status == 64 && schedule.stderr.contains("past the last step"))
     }
 
+    @Test func generateRefinesWithTheShippedPolicy() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try promptloop(["generate", "two red circles", "--refine", "2", "--steps", "6", "--quiet",
+                                "--out", dir + "/r.png", "--trajectory", dir + "/traj"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("  after step 0: ") && r.stdout.contains("  after step 3: "))
+        #expect(r.stdout.contains(dir + "/r.png  ShapeEval: strict"))
+        let page = try String(contentsOfFile: dir + "/traj/index.html", encoding: .utf8)
+        #expect(page.contains("row0-step00.png") && page.contains("row0-step03.png"))
+        let open = try promptloop(["generate", "a blue square", "--refine", "2", "--mode", "open", "--steps", "6",
+                                   "--quiet", "--out", dir + "/o.png"])
+        #expect(open.status == 0 && open.stdout.contains("  after step 3: "), "\(open.stderr)")
+        let ff = try promptloop(["generate", "a blue square", "--mode", "feed-forward", "--steps", "4", "--quiet",
+                                 "--out", dir + "/f.png"])
+        #expect(ff.status == 0 && ff.stdout.contains("  before sampling: "), "\(ff.stderr)")
+        for (args, message) in [(["--refine", "-1"], "--refine must not be negative"),
+                                (["--refine", "2", "--mode", "loop"], "unknown --mode loop"),
+                                (["--trajectory", dir + "/t"], "--trajectory needs"),
+                                (["--refine", "2", "--prompt-at", "3:b"], "use one")] {
+            let bad = try promptloop(["generate", "a red circle", "--out", dir + "/b.png"] + args)
+            #expect(bad.status == 64 && bad.stderr.contains(message), "\(args): \(bad.stderr)")
+        }
+        let noPolicy = try promptloop(["generate", "a red circle", "--refine", "1", "--policy", dir + "/none",
+                                       "--out", dir + "/n.png"])
+        #expect(noPolicy.status == 1 && noPolicy.stderr.contains(dir + "/none"))
+    }
+
     @Test func evalShapeWorldPrintsTheTableAndWritesResults() throws {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -82,6 +82,13 @@ public final class CLIPVisionTower {
         }
         return states
     }
+
+    /// CLIPVisionModel's `pooler_output`: `post_layernorm` of the class token after the last layer,
+    /// `[N, D]`.
+    public func pooled(_ pixels: Tensor) -> Tensor {
+        let last = hiddenStates(pixels).last!
+        return postLayernorm(last.select(dim: 1, index: 0))
+    }
 }
 
 /// `config.json` of `LlavaForConditionalGeneration`.

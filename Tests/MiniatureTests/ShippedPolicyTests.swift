@@ -1,0 +1,39 @@
+import Foundation
+import Imaging
+import Testing
+import Torch
+import VisionLanguage
+@testable import Miniature
+
+func fixture(_ name: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)").path
+}
+
+/// The shipped policy against transformers on the same folder. Reference:
+/// scripts/fixtures/policy_transformers.py (LlavaForConditionalGeneration.from_pretrained, greedy
+/// `generate` with `output_scores`, log-softmax of each chosen token).
+@Suite struct ShippedPolicyTests {
+    static let folder = repository + "/Models/shapeworld-policy"
+
+    @Test func greedyTextAndLogProbsEqualTransformers() throws {
+        let chat = try LlavaChat.load(folder: Self.folder)
+        let ref = try SafeTensorsFile(path: fixture("policy-reference.safetensors"))
+        let pixels = try ref.tensor("pixel_values")
+        // Our image processor on the same 64×64 picture gives transformers' pixels.
+        let bytes = try ref.tensor("image").to(.int64).toArray(Int64.self).map { UInt8($0) }
+        let image = RGBImage(width: 64, height: 64, bytes: bytes)
+        let ours = try chat.processor(Tensor(image.planar(), shape: [1, 3, 64, 64]))
+        #expect((ours - pixels).abs().max().item() < 1e-5)
+        let end = try #require(chat.tokenizer.tokenToId("<|im_end|>"))
+        for task in ["", "describe_"] {
+            let ids = try ref.tensor("\(task)input_ids").toArray(Int64.self).map(Int.init)
+            let expected = try ref.tensor("\(task)tokens").toArray(Int64.self).map(Int.init)
+            let expectedLogProbs = try ref.tensor("\(task)logprobs").toArray(Double.self)
+            let out = try chat.model.generate(prompts: [ids], pixels: pixels,
+                                              config: SamplingConfig(greedy: true, maxNewTokens: 24, stopTokens: [end]),
+                                              padId: 0)
+            #expect(out.tokens[0] == expected, "\(task): \(chat.tokenizer.decode(out.tokens[0], skipSpecialTokens: false))")
+            for (a, b) in zip(out.logProbs[0], expectedLogProbs) { #expect(abs(a - b) < 1e-4) }
+        }
+    }
+}

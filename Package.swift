@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Torch", "TorchNN", "Imaging"]),
         .testTarget(name: "MiniatureTests", dependencies: ["Miniature", "Diffusion", "ShapeWorld", "Tokenizers", "Torch",
-                                                           "TorchNN", "VisionLanguage", "Imaging"]),
+                                                           "TorchNN", "VisionLanguage", "Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "PromptLoopTests", dependencies: ["PromptLoop", "ShapeWorld", "Diffusion", "VisionLanguage",
                                                             "Imaging", "Torch"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "ShapeWorld", "Imaging", "Torch"], exclude: ["Fixtures"]),

@@ -174,7 +174,11 @@ public final class PolicyData {
 
     /// The examples of `step`.
     public func batch(seed: UInt64, step: Int, size: Int) throws -> [PolicyExample] {
-        var rng = SplitMix64(seed: seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+        // One independent stream per step: seeding with seed + step·γ (as `Miniature.trainingBatch`
+        // does) hands each step the previous step's stream shifted by one draw, and the batches of
+        // consecutive steps fall back into step after a few examples — a policy trained so saw a few
+        // hundred examples again and again and memorised them (training loss 0.02, 1.3 on a fresh batch).
+        var rng = SplitMix64(seed: seed, stream: UInt64(step))
         var examples: [PolicyExample] = []
         var pending: [(index: Int, scene: Scene, caption: String, t: Int)] = []
         for _ in 0..<size {

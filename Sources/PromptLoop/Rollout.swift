@@ -13,7 +13,7 @@ public struct Trajectory: Sendable {
     /// The steps at which this row refined (R).
     public var refinementSteps: [Int]
     public var actions: [RefinementAction]
-    /// (first step, prompt) pairs: the query from step 0, then each refinement's prompt.
+    /// (first step, prompt) pairs: the query from step 0, then each refinement that changed the prompt.
     public var prompts: [(fromStep: Int, prompt: String)]
     /// The prompt the row ended with.
     public var finalPrompt: String { prompts.last?.prompt ?? query }
@@ -112,8 +112,9 @@ public final class RolloutEngine {
                 }
                 let actions = try timed(&result.policySeconds) { try act(states) }
                 for (row, action) in zip(rows, actions) {
-                    current[row] = action.prompt
                     trajectories[row].actions.append(action)
+                    guard action.prompt != current[row] else { continue }
+                    current[row] = action.prompt
                     trajectories[row].prompts.append((action.state.step + 1, action.prompt))
                     ready[action.state.step, default: []].append((row, try pipeline.embed(action.prompt)))
                 }

@@ -96,7 +96,12 @@ struct LMGenerate: ParsableCommand {
 struct RewriteCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rewrite",
-        abstract: "Rewrite a text-to-image prompt with SmolLM2 (the paper's untrained-rewriter baseline).")
+        abstract: "Rewrite a text-to-image prompt: with SmolLM2 (the paper's untrained-rewriter baseline) or a policy.",
+        discussion: """
+            By default SmolLM2-135M-Instruct rewrites the prompt with a fixed system prompt. With \
+            --policy DIR (a LLaVA policy such as Models/shapeworld-policy) the policy writes the \
+            feed-forward rewrite: the state `query: …`, `prompt: …`, `p0`, no image.
+            """)
 
     @Argument(help: "The prompt to rewrite.")
     var prompt: String
@@ -104,12 +109,27 @@ struct RewriteCommand: ParsableCommand {
     @Option(help: "Model (default: SmolLM2-135M-Instruct from .deps/).")
     var model: String?
 
+    @Option(help: "A LLaVA policy folder to rewrite with instead (e.g. Models/shapeworld-policy).")
+    var policy: String?
+
     @OptionGroup var sampling: TextSamplingOptions
 
     @OptionGroup var threadOption: ThreadOption
 
+    func validate() throws {
+        if model != nil && policy != nil { throw ValidationError("give --model or --policy, not both") }
+    }
+
     func run() throws {
         threadOption.apply()
+        if let policy {
+            let agent = LlavaPolicy(chat: try LlavaChat.load(folder: policy), sampling: sampling.config)
+            let state = RefinementState(query: prompt, prompt: prompt, step: -1, totalSteps: 20)
+            let action = try agent.act([state])[0]
+            if !action.valid { warn("the policy's reply was empty or cut off; the prompt is kept") }
+            print(action.prompt)
+            return
+        }
         let lm = try ChatModel.load(try languageModelPath(model))
         print(try PromptRewriter.rewrite(prompt, with: lm, sampling: sampling.config))
     }

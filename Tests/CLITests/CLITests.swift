@@ -132,7 +132,7 @@ let tinySD = repository + "/Tests/DiffusionTests/Fixtures/tiny-sd"
         let ff = try promptloop(["generate", "a blue square", "--mode", "feed-forward", "--steps", "4", "--quiet",
                                  "--out", dir + "/f.png"])
         #expect(ff.status == 0 && ff.stdout.contains("  before sampling: "), "\(ff.stderr)")
-        for (args, message) in [(["--refine", "-1"], "--refine must not be negative"),
+        for (args, message) in [(["--refine=-1"], "--refine must not be negative"),
                                 (["--refine", "2", "--mode", "loop"], "unknown --mode loop"),
                                 (["--trajectory", dir + "/t"], "--trajectory needs"),
                                 (["--refine", "2", "--prompt-at", "3:b"], "use one")] {
@@ -174,6 +174,11 @@ let tinySD = repository + "/Tests/DiffusionTests/Fixtures/tiny-sd"
         #expect(l.status == 0, "\(l.stderr)")
         let wrong = try promptloop(["lm", "generate", "--prompt", "hi", "--image", dir + "/c.png", "--max-new-tokens", "2"])
         #expect(wrong.status == 1 && wrong.stderr.contains("--image needs a LLaVA model"))
+        let policy = try promptloop(["rewrite", "a red circle", "--policy", repository + "/Models/shapeworld-policy",
+                                     "--greedy", "--max-new-tokens", "24"])
+        #expect(policy.status == 0 && !policy.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(policy.stderr)")
+        let both = try promptloop(["rewrite", "x", "--policy", "p", "--model", "m"])
+        #expect(both.status == 64 && both.stderr.contains("not both"))
         let tokens = try promptloop(["rewrite", "x", "--max-new-tokens", "0"])
         #expect(tokens.status == 64 && tokens.stderr.contains("--max-new-tokens must be positive"))
     }

@@ -51,6 +51,9 @@ let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().app
         #expect(a.map(\.reply) == b.map(\.reply) && a.map(\.user) == b.map(\.user))
         #expect(zip(a, b).allSatisfy { $0.image?.pixels == $1.image?.pixels })
         #expect(a.allSatisfy { $0.image == nil || ($0.image!.width == 64 && $0.image!.height == 64) })
+        // Consecutive steps draw independent examples (not the previous step's shifted by one draw).
+        let next = try data.batch(seed: 1, step: 4, size: 6)
+        #expect(Set(a.map { $0.user + $0.reply }).intersection(next.map { $0.user + $0.reply }).count <= 1)
         for step in 0..<10 {
             for e in try data.batch(seed: 2, step: step, size: 8) where e.task == .rewrite {
                 #expect(e.constraints.canonical() != banned.canonical())

@@ -25,8 +25,8 @@ func fixture(_ name: String) -> String {
         let ours = try chat.processor(Tensor(image.planar(), shape: [1, 3, 64, 64]))
         #expect((ours - pixels).abs().max().item() < 1e-5)
         let end = try #require(chat.tokenizer.tokenToId("<|im_end|>"))
-        for task in ["", "describe_"] {
-            let ids = try ref.tensor("\(task)input_ids").toArray(Int64.self).map(Int.init)
+        for (task, idsKey) in [("", "input_ids"), ("describe_", "describe_ids")] {
+            let ids = try ref.tensor(idsKey).toArray(Int64.self).map(Int.init)
             let expected = try ref.tensor("\(task)tokens").toArray(Int64.self).map(Int.init)
             let expectedLogProbs = try ref.tensor("\(task)logprobs").toArray(Double.self)
             let out = try chat.model.generate(prompts: [ids], pixels: pixels,

@@ -452,8 +452,7 @@ public struct PolicyReport: Sendable {
         let grammar = PromptGrammar()
         var report = PolicyReport()
         func reply(_ user: String, _ images: [RGBImage?]) throws -> [String] {
-            let policy = ScriptlessPolicy(chat: chat, sampling: sampling)
-            return try policy.replies(users: Array(repeating: user, count: images.count), images: images)
+            try chat.replies(users: Array(repeating: user, count: images.count), images: images, sampling: sampling).texts
         }
         var rng = SplitMix64(seed: seed)
         let sampler = TrainingPairSampler(denseFraction: 1, paraphraseFraction: 0)
@@ -500,9 +499,9 @@ public struct PolicyReport: Sendable {
                     withImages.append(nil)
                 }
             }
-            let policy = ScriptlessPolicy(chat: chat, sampling: sampling)
-            let plain = try policy.replies(users: users, images: Array(repeating: nil, count: chunk.count))
-            let seeing = try policy.replies(users: users, images: withImages)
+            let plain = try chat.replies(users: users, images: Array(repeating: nil, count: chunk.count),
+                                         sampling: sampling).texts
+            let seeing = try chat.replies(users: users, images: withImages, sampling: sampling).texts
             for (i, record) in chunk.enumerated() {
                 let goal = record.constraints.canonical()
                 if parser.parse(plain[i]).constraints.canonical() == goal { kept.0 += 1 }
@@ -514,32 +513,5 @@ public struct PolicyReport: Sendable {
         report.rewriteKept = (Double(kept.0) / Double(Swift.max(1, queries.count)),
                               Double(kept.1) / Double(Swift.max(1, queries.count)))
         return report
-    }
-}
-
-/// Raw replies of a LLaVA chat to user turns (with an optional image each), as one batch.
-struct ScriptlessPolicy {
-    let chat: LlavaChat
-    let sampling: SamplingConfig
-
-    func replies(users: [String], images: [RGBImage?]) throws -> [String] {
-        var prompts: [[Int]] = []
-        var stop = Set<Int>()
-        for (user, image) in zip(users, images) {
-            let content = image == nil ? user : "<image>\n" + user
-            let input = chatInput([.user(content)], template: chat.template, tokenizer: chat.tokenizer,
-                                  eos: chat.tokenizer.eosTokenId)
-            prompts.append(chat.model.expandImageTokens(input.ids))
-            stop.formUnion(input.stop)
-        }
-        let present = images.compactMap { $0 }
-        let pixels = present.isEmpty ? nil : try chat.processor(Tensor.cat(present.map {
-            Tensor($0.planar(), shape: [1, 3, $0.height, $0.width])
-        }, dim: 0))
-        var config = sampling
-        config.stopTokens.formUnion(stop)
-        let out = try chat.model.generate(prompts: prompts, pixels: pixels, config: config,
-                                          padId: chat.tokenizer.padTokenId ?? 0)
-        return out.tokens.map { chat.tokenizer.decode($0, skipSpecialTokens: true) }
     }
 }

@@ -23,37 +23,11 @@ public final class LlavaPolicy: RefinementPolicy {
 
     public func act(_ states: [RefinementState]) throws -> [RefinementAction] {
         guard !states.isEmpty else { return [] }
-        let imageToken = chat.model.config.imageTokenId
-        guard let placeholder = chat.tokenizer.idToToken(imageToken) else {
-            throw VisionLanguageError.invalidArgument("the policy's tokenizer has no token for image id \(imageToken)")
-        }
-        var prompts: [[Int]] = []
-        var images: [RGBImage] = []
-        var stop = Set<Int>()
-        for state in states {
-            var messages: [ChatMessage] = []
-            if let systemPrompt { messages.append(.system(systemPrompt)) }
-            messages.append(.user(state.image == nil ? state.text : placeholder + "\n" + state.text))
-            if let image = state.image { images.append(image) }
-            let input = chatInput(messages, template: chat.template, tokenizer: chat.tokenizer,
-                                  eos: chat.tokenizer.eosTokenId)
-            prompts.append(chat.model.expandImageTokens(input.ids))
-            stop.formUnion(input.stop)
-        }
-        var pixels: Tensor?
-        if !images.isEmpty {
-            let batch = Tensor.cat(images.map { Tensor($0.planar(range: 0...1), shape: [1, 3, $0.height, $0.width]) },
-                                   dim: 0)
-            pixels = try chat.processor(batch).to(chat.device)
-        }
-        var config = sampling
-        config.stopTokens.formUnion(stop)
-        let out = try chat.model.generate(prompts: prompts, pixels: pixels, config: config,
-                                          padId: chat.tokenizer.padTokenId ?? 0)
+        let (out, texts) = try chat.replies(users: states.map(\.text), images: states.map(\.image), system: systemPrompt,
+                                           sampling: sampling)
         return states.indices.map { r in
-            RefinementAction.parse(reply: chat.tokenizer.decode(out.tokens[r], skipSpecialTokens: true),
-                                   tokens: out.tokens[r], logProbs: out.logProbs[r], stopped: out.stopped[r],
-                                   state: states[r])
+            RefinementAction.parse(reply: texts[r], tokens: out.tokens[r], logProbs: out.logProbs[r],
+                                   stopped: out.stopped[r], state: states[r])
         }
     }
 }

@@ -127,6 +127,40 @@ public struct LlavaChat {
     }
 }
 
+extension LlavaChat {
+    /// Replies to several user turns as one generation batch, each with an optional image (placed
+    /// first, as `<image>` + newline); `out.tokens[i]` etc. belong to `users[i]`, `texts[i]` is the
+    /// decoded reply without special tokens.
+    public func replies(users: [String], images: [RGBImage?], system: String? = nil, sampling: SamplingConfig)
+        throws -> (out: GenerationOutput, texts: [String])
+    {
+        guard users.count == images.count, !users.isEmpty else {
+            throw VisionLanguageError.invalidArgument("\(users.count) user turns for \(images.count) images")
+        }
+        guard let placeholder = tokenizer.idToToken(model.config.imageTokenId) else {
+            throw VisionLanguageError.invalidArgument("the tokenizer has no token for image id \(model.config.imageTokenId)")
+        }
+        var prompts: [[Int]] = []
+        var stop = Set<Int>()
+        for (user, image) in zip(users, images) {
+            var messages: [ChatMessage] = []
+            if let system { messages.append(.system(system)) }
+            messages.append(.user(image == nil ? user : placeholder + "\n" + user))
+            let input = chatInput(messages, template: template, tokenizer: tokenizer, eos: tokenizer.eosTokenId)
+            prompts.append(model.expandImageTokens(input.ids))
+            stop.formUnion(input.stop)
+        }
+        let present = images.compactMap { $0 }
+        let pixels = present.isEmpty ? nil : try processor(Tensor.cat(present.map {
+            Tensor($0.planar(range: 0...1), shape: [1, 3, $0.height, $0.width])
+        }, dim: 0)).to(device)
+        var config = sampling
+        config.stopTokens.formUnion(stop)
+        let out = try model.generate(prompts: prompts, pixels: pixels, config: config, padId: tokenizer.padTokenId ?? 0)
+        return (out, out.tokens.map { tokenizer.decode($0, skipSpecialTokens: true) })
+    }
+}
+
 /// The text-to-image prompt rewriter of the paper's untrained-rewriter baseline: an instruction
 /// model asked, with a fixed system prompt, to rewrite the user's prompt.
 public enum PromptRewriter {

@@ -2,6 +2,8 @@ import Diffusion
 import Foundation
 import Imaging
 import ShapeWorld
+import Torch
+import VisionLanguage
 
 /// Is ShapeEval right about generated images? ShapeEval is both PromptLoop's reward and its metric,
 /// and it was tuned on rendered scenes, so it is checked against a person's verdicts on images the
@@ -181,5 +183,117 @@ public enum VAERoundTrip {
             progress(result.scenes, scenes, Double(result.kept) / Double(result.scenes))
         }
         return result
+    }
+}
+
+/// A blind audit of a method's gains: (prompt, seed) pairs where the method passes ShapeEval and the
+/// baseline fails, both images of each pair shuffled together and labelled by eye without knowing
+/// which method made which. It answers: are the method's passes real, or does it pass by fooling
+/// the detector?
+public enum BlindAudit {
+    /// One image of the audit (`key.jsonl`; not to be read before labelling).
+    public struct Entry: Codable, Sendable, Equatable {
+        public var n: Int
+        public var id: String
+        public var category: String
+        public var prompt: String
+        public var seed: Int
+        public var method: String
+        public var detectorPass: Bool
+        public var finalPrompt: String
+
+        enum CodingKeys: String, CodingKey {
+            case n, id, category, prompt, seed, method, detectorPass = "detector_pass", finalPrompt = "final_prompt"
+        }
+    }
+
+    /// Up to `count` (id, seed) pairs where `method` passes strict and `baseline` fails, spread over
+    /// categories as evenly as they allow, in a seeded order.
+    public static func pick(method: [MethodItem], baseline: [MethodItem], count: Int, seed: UInt64)
+        -> [(id: String, seed: Int)]
+    {
+        let failed = Set(baseline.filter { $0.strict < 1 }.map { "\($0.id)#\($0.seed)" })
+        let gains = method.filter { $0.strict == 1 && failed.contains("\($0.id)#\($0.seed)") }
+        var rng = SplitMix64(seed: seed)
+        var pools = CategoryTable.order.map { c in rng.shuffled(gains.filter { $0.category == c }) }
+        var out: [(String, Int)] = []
+        // Round-robin over categories until `count` or every pool is empty.
+        while out.count < count, pools.contains(where: { !$0.isEmpty }) {
+            for c in pools.indices where !pools[c].isEmpty && out.count < count {
+                let item = pools[c].removeLast()
+                out.append((item.id, item.seed))
+            }
+        }
+        return out
+    }
+
+    /// Generates both images of every pair (each method as the evaluation ran it), scores them, and
+    /// numbers them in a seeded shuffle.
+    public static func generate(pairs: [(id: String, seed: Int)], records: [PromptRecord], methods: [MethodSpec],
+                                pipeline: StableDiffusionPipeline, evaluation: EvaluationProtocol = .init(),
+                                policy: (String?) throws -> LlavaChat, shuffleSeed: UInt64,
+                                maxNewTokens: Int = 32) throws -> [(Entry, RGBImage)] {
+        let byId = Dictionary(records.map { ($0.id, $0) }) { a, _ in a }
+        let chosen = try pairs.map { pair -> (PromptRecord, Int) in
+            guard let r = byId[pair.id] else { throw EvaluationError.invalidArgument("no prompt \(pair.id) in the set") }
+            return (r, pair.seed)
+        }
+        guard !chosen.isEmpty else { return [] }
+        let shapeEval = ShapeEval()
+        var made: [(Entry, RGBImage)] = []
+        for method in methods {
+            let chat = method.mode == .none ? nil : try policy(method.adapter)
+            let agent = chat.map { LlavaPolicy(chat: $0, sampling: SamplingConfig(greedy: true, maxNewTokens: maxNewTokens)) }
+            let engine = RolloutEngine(pipeline: pipeline, policy: agent, mode: method.mode)
+            let refinements = RefinementSteps.equalIntervals(count: method.refinements, steps: evaluation.steps)
+            for start in stride(from: 0, to: chosen.count, by: 16) {
+                let chunk = Array(chosen[start..<Swift.min(start + 16, chosen.count)])
+                let seeds = chunk.map { UInt64($0.1) }
+                let r = try withNoGrad {
+                    try engine.run(queries: chunk.map(\.0.prompt), refinements: [refinements],
+                                   options: SamplingOptions(steps: evaluation.steps, guidance: evaluation.guidance,
+                                                            seed: seeds[0], rowSeeds: seeds))
+                }
+                for (i, (record, seed)) in chunk.enumerated() {
+                    let v = shapeEval.score(r.images[i], record.constraints)
+                    made.append((Entry(n: 0, id: record.id, category: record.category.rawValue, prompt: record.prompt,
+                                       seed: seed, method: method.name, detectorPass: v.strict == 1,
+                                       finalPrompt: r.trajectories[i].finalPrompt), r.images[i]))
+                }
+            }
+        }
+        var rng = SplitMix64(seed: shuffleSeed)
+        return rng.shuffled(made).enumerated().map { i, pair in
+            var entry = pair.0
+            entry.n = i + 1
+            return (entry, pair.1)
+        }
+    }
+
+    /// Per method: images, detector passes, and how many of those passes are passes by eye; plus
+    /// the overall agreement of detector and eye.
+    public static func summary(_ entries: [Entry], labels: [Int: Audit.Label]) throws -> String {
+        let missing = entries.map(\.n).filter { labels[$0] == nil }
+        guard missing.isEmpty else {
+            throw EvaluationError.invalidArgument("no label for image(s) \(missing.map(String.init).joined(separator: ", "))")
+        }
+        var lines = ["| method | images | detector PASS | … PASS by eye | share | detector FAIL | … FAIL by eye |",
+                     "|---|---|---|---|---|---|---|"]
+        var methods: [String] = []
+        for e in entries where !methods.contains(e.method) { methods.append(e.method) }
+        for m in methods {
+            let rows = entries.filter { $0.method == m }
+            let pass = rows.filter(\.detectorPass)
+            let passEye = pass.filter { labels[$0.n]!.pass }.count
+            let fail = rows.filter { !$0.detectorPass }
+            let failEye = fail.filter { !labels[$0.n]!.pass }.count
+            lines.append(String(format: "| %@ | %d | %d | %d | %.1f%% | %d | %d |", m, rows.count, pass.count, passEye,
+                                100 * Double(passEye) / Double(Swift.max(1, pass.count)), fail.count, failEye))
+        }
+        let agree = entries.filter { labels[$0.n]!.pass == $0.detectorPass }.count
+        lines.append("")
+        lines.append(String(format: "agreement of detector and eye: %d of %d (%.1f%%)", agree, entries.count,
+                            100 * Double(agree) / Double(Swift.max(1, entries.count))))
+        return lines.joined(separator: "\n")
     }
 }

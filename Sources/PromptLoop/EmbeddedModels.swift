@@ -1,4 +1,6 @@
 import Foundation
+import Torch
+import VisionLanguage
 
 /// Where the models that ship with the project (or that `scripts/bootstrap` installs) live: in the
 /// working directory's checkout or in the checkout that holds the running executable.
@@ -11,6 +13,28 @@ public enum EmbeddedModels {
     /// The miniature's pretrained policy, `Models/shapeworld-policy` (a transformers LLaVA folder).
     public static var policy: String? {
         locate("Models/shapeworld-policy") { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
+    }
+
+    /// The shipped GRPO adapter of the embedded policy, `Models/shapeworld-policy/adapters/promptloop`
+    /// (PEFT format), when this checkout has one.
+    public static var adapter: String? {
+        locate("Models/shapeworld-policy/adapters/promptloop") {
+            FileManager.default.fileExists(atPath: $0 + "/adapter_model.safetensors")
+        }
+    }
+
+    /// The policy to act with: `adapter` "none" — the policy alone; a folder — that PEFT adapter on
+    /// it; nil — the shipped adapter when the policy is the embedded one and an adapter ships.
+    public static func loadPolicy(folder: String?, adapter: String?, device: Device = .cpu) throws -> LlavaChat {
+        guard let policy = folder ?? self.policy else {
+            throw EvaluationError.invalidArgument(
+                "no policy folder given and the embedded policy (Models/shapeworld-policy) is not in this checkout")
+        }
+        if adapter == "none" { return try LlavaChat.load(folder: policy, device: device) }
+        if let path = adapter ?? (folder == nil ? self.adapter : nil) {
+            return try LlavaChat.load(folder: policy, adapter: path, device: device)
+        }
+        return try LlavaChat.load(folder: policy, device: device)
     }
 
     /// SmolLM2-135M-Instruct as installed by `scripts/bootstrap`.

@@ -102,9 +102,8 @@ public enum PEFTAdapter {
         try store.save(to: folder + "/adapter_model.safetensors", selection: .adapters, keyPrefix: keyPrefix)
     }
 
-    /// Reads `adapter_config.json`, checks it against the model's adapter settings, and loads the
-    /// adapter weights strictly.
-    public static func load(into store: ParameterStore, expecting expected: PEFTLoRAConfig, from folder: String) throws {
+    /// The adapter's `adapter_config.json` (a LoRA one), checked.
+    public static func readConfig(folder: String) throws -> PEFTLoRAConfig {
         let configPath = folder + "/adapter_config.json"
         guard FileManager.default.fileExists(atPath: configPath) else { throw TorchError.fileNotFound(path: configPath) }
         let config: PEFTLoRAConfig
@@ -114,6 +113,14 @@ public enum PEFTAdapter {
             throw NNError.invalidConfig("\(configPath): \(error)")
         }
         guard config.peftType == "LORA" else { throw NNError.invalidConfig("\(configPath): peft_type \(config.peftType) is not LORA") }
+        return config
+    }
+
+    /// Reads `adapter_config.json`, checks it against the model's adapter settings, and loads the
+    /// adapter weights strictly.
+    public static func load(into store: ParameterStore, expecting expected: PEFTLoRAConfig, from folder: String) throws {
+        let configPath = folder + "/adapter_config.json"
+        let config = try readConfig(folder: folder)
         guard config.r == expected.r, config.loraAlpha == expected.loraAlpha, config.useRslora == expected.useRslora,
               config.targetModules == expected.targetModules
         else {

@@ -7,11 +7,13 @@ import TorchNN
 /// the step and configuration in the metadata. Loading restores all of them, so an interrupted run
 /// continues with the same batches, noise and updates it would have had.
 public enum TrainingCheckpoint {
+    /// `selection` picks the parameters saved (`.adapters` for a LoRA run whose base is frozen).
     public static func save(to path: String, stores: [String: ParameterStore], optimizer: AdamW,
-                            generators: [String: Generator], step: Int, metadata: [String: String] = [:]) throws {
+                            generators: [String: Generator], step: Int, metadata: [String: String] = [:],
+                            selection: ParameterStore.Selection = .all) throws {
         var tensors: [String: Tensor] = [:]
         for (name, store) in stores {
-            for (key, t) in store.state(.all) { tensors["param.\(name).\(key)"] = t }
+            for (key, t) in store.state(selection) { tensors["param.\(name).\(key)"] = t }
         }
         for (key, t) in optimizer.state() { tensors["optim.\(key)"] = t }
         for (name, g) in generators { tensors["rng.\(name)"] = g.state }
@@ -35,7 +37,9 @@ public enum TrainingCheckpoint {
     /// Restores a checkpoint into the given stores, optimizer and generators; returns the step and
     /// the metadata. Every parameter must be present with its shape.
     public static func load(from path: String, stores: [String: ParameterStore], optimizer: AdamW,
-                            generators: [String: Generator]) throws -> (step: Int, metadata: [String: String]) {
+                            generators: [String: Generator], selection: ParameterStore.Selection = .all) throws
+        -> (step: Int, metadata: [String: String])
+    {
         let file = try SafeTensorsFile(path: path)
         guard let stepText = file.metadata["step"], let step = Int(stepText) else {
             throw TrainingError.notACheckpoint(path: path, reason: "no step in the metadata")
@@ -43,7 +47,7 @@ public enum TrainingCheckpoint {
         for (name, store) in stores {
             let prefix = "param.\(name)."
             try store.load(from: RenamedSource(file) { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : nil },
-                           selection: .all)
+                           selection: selection)
         }
         var optim: [String: Tensor] = [:]
         for key in file.names where key.hasPrefix("optim.") { optim[String(key.dropFirst(6))] = try file.tensor(key) }

@@ -149,11 +149,26 @@ extension CausalLM {
     public func tokenLogProbs(contexts: [[Int]], completions: [[Int]], padId: Int, temperature: Double = 1)
         throws -> (logProbs: Tensor, mask: Tensor)
     {
+        let s = try completionScores(contexts: contexts, completions: completions, padId: padId,
+                                     temperature: temperature, entropy: false)
+        return (s.logProbs, s.mask)
+    }
+
+    /// ``tokenLogProbs(contexts:completions:padId:temperature:)`` with an input-embedding hook (LLaVA
+    /// splices image features into the right-padded ids `[B, W]`) and, when asked, the entropy of each
+    /// position's temperature-scaled distribution (what GRPO logs as `entropy`).
+    public func completionScores(contexts: [[Int]], completions: [[Int]], padId: Int, temperature: Double = 1,
+                                 entropy: Bool, inputEmbeddings: ((Tensor) throws -> Tensor)? = nil)
+        throws -> CompletionScores
+    {
         guard contexts.count == completions.count, !contexts.isEmpty else {
             throw VisionLanguageError.invalidArgument("\(contexts.count) contexts for \(completions.count) completions")
         }
         guard contexts.allSatisfy({ !$0.isEmpty }) else {
             throw VisionLanguageError.invalidArgument("every context needs at least one token")
+        }
+        guard temperature > 0, temperature.isFinite else {
+            throw VisionLanguageError.invalidArgument("temperature must be positive, got \(temperature)")
         }
         try checkTokenIds(contexts + completions + [[padId]], what: "scored")
         let b = contexts.count
@@ -176,7 +191,8 @@ extension CausalLM {
         }
         let attention = Tensor(mask, shape: [b, width])
         let positions = Tensor.arange(0, Double(width)).reshape([1, width]).expand([b, width])
-        let logits = forward(embeddings: embed(Tensor(ids, shape: [b, width])), positions: positions,
+        let idTensor = Tensor(ids, shape: [b, width])
+        let logits = forward(embeddings: try inputEmbeddings?(idTensor) ?? embed(idTensor), positions: positions,
                              attentionMask: attention)
         let index = Tensor(targetIndex, shape: [b, c])
         let stepLogits = logits.gather(dim: 1, index: index.unsqueeze(-1).expand([b, c, logits.size(-1)]))
@@ -186,8 +202,17 @@ extension CausalLM {
         }
         let chosen = logp.gather(dim: 2, index: Tensor(targets, shape: [b, c, 1])).squeeze(2)
         let m = Tensor(targetMask, shape: [b, c])
-        return (chosen * m, m)
+        let h = entropy ? withNoGrad { -(logp.exp() * logp).sum(dims: [-1]) * m } : nil
+        return CompletionScores(logProbs: chosen * m, mask: m, entropy: h)
     }
+}
+
+/// Scores of completions: per-token log-probabilities `[B, C]` (with gradients), the mask of real
+/// tokens, and (when asked) each position's entropy (no gradients).
+public struct CompletionScores {
+    public var logProbs: Tensor
+    public var mask: Tensor
+    public var entropy: Tensor?
 }
 
 extension SamplingConfig {

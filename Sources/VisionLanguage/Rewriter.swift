@@ -91,12 +91,29 @@ public struct LlavaChat {
         return object["model_type"] as? String == "llava"
     }
 
-    public static func load(folder: String, device: Device = .cpu) throws -> LlavaChat {
-        let model = try LlavaModel.load(folder: folder, device: device)
+    /// Loads a transformers LLaVA folder; with `lora`, fresh adapters (B = 0) on the decoder's
+    /// projections, the only trainable parameters.
+    public static func load(folder: String, device: Device = .cpu, lora: LoRASettings? = nil) throws -> LlavaChat {
+        let model = try LlavaModel.load(folder: folder, device: device, lora: lora)
         let tokenizer = try PreTrainedTokenizer(
             tokenizerJSON: URL(fileURLWithPath: folder).appendingPathComponent("tokenizer.json"))
         return LlavaChat(model: model, tokenizer: tokenizer, template: try ChatTemplate.load(folder: folder),
                          processor: try ImageProcessor.load(folder: folder), device: device)
+    }
+
+    /// Loads a LLaVA folder with the PEFT LoRA adapter in `adapter` (`adapter_config.json` +
+    /// `adapter_model.safetensors`, as PEFT saves it) on its decoder.
+    public static func load(folder: String, adapter: String, device: Device = .cpu) throws -> LlavaChat {
+        let peft = try PEFTAdapter.readConfig(folder: adapter)
+        guard Set(peft.targetModules).isSubset(of: LoRASettings.projections) else {
+            throw VisionLanguageError.invalidArgument("\(adapter)/adapter_config.json: target_modules "
+                + "\(peft.targetModules) are not all decoder projections \(LoRASettings.projections.sorted())")
+        }
+        let lora = LoRASettings(rank: peft.r, alpha: peft.loraAlpha, dropout: 0, targets: Set(peft.targetModules),
+                                useRSLoRA: peft.useRslora)
+        let chat = try load(folder: folder, device: device, lora: lora)
+        try chat.model.languageModel.loadAdapter(from: adapter)
+        return chat
     }
 
     /// Generates a reply to `system` and `user`, with `image` (if any) before the user's text: `<image>`
@@ -128,6 +145,28 @@ public struct LlavaChat {
 }
 
 extension LlavaChat {
+    /// The prompt ids of one user turn (the image placeholder, when there is an image, first and
+    /// expanded to the image's token count) and the stop tokens that end a reply. Generation and
+    /// scoring build their contexts here, so a scored reply sees exactly the context it was sampled in.
+    public func promptIds(user: String, hasImage: Bool, system: String? = nil) throws -> (ids: [Int], stop: Set<Int>) {
+        guard let placeholder = tokenizer.idToToken(model.config.imageTokenId) else {
+            throw VisionLanguageError.invalidArgument("the tokenizer has no token for image id \(model.config.imageTokenId)")
+        }
+        var messages: [ChatMessage] = []
+        if let system { messages.append(.system(system)) }
+        messages.append(.user(hasImage ? placeholder + "\n" + user : user))
+        let input = chatInput(messages, template: template, tokenizer: tokenizer, eos: tokenizer.eosTokenId)
+        return (model.expandImageTokens(input.ids), input.stop)
+    }
+
+    /// Normalised pixels `[N, 3, S, S]` of the images, on the model's device (nil for none).
+    public func pixels(_ images: [RGBImage]) throws -> Tensor? {
+        guard !images.isEmpty else { return nil }
+        return try processor(Tensor.cat(images.map {
+            Tensor($0.planar(range: 0...1), shape: [1, 3, $0.height, $0.width])
+        }, dim: 0)).to(device)
+    }
+
     /// Replies to several user turns as one generation batch, each with an optional image (placed
     /// first, as `<image>` + newline); `out.tokens[i]` etc. belong to `users[i]`, `texts[i]` is the
     /// decoded reply without special tokens.
@@ -137,27 +176,35 @@ extension LlavaChat {
         guard users.count == images.count, !users.isEmpty else {
             throw VisionLanguageError.invalidArgument("\(users.count) user turns for \(images.count) images")
         }
-        guard let placeholder = tokenizer.idToToken(model.config.imageTokenId) else {
-            throw VisionLanguageError.invalidArgument("the tokenizer has no token for image id \(model.config.imageTokenId)")
-        }
         var prompts: [[Int]] = []
         var stop = Set<Int>()
         for (user, image) in zip(users, images) {
-            var messages: [ChatMessage] = []
-            if let system { messages.append(.system(system)) }
-            messages.append(.user(image == nil ? user : placeholder + "\n" + user))
-            let input = chatInput(messages, template: template, tokenizer: tokenizer, eos: tokenizer.eosTokenId)
-            prompts.append(model.expandImageTokens(input.ids))
+            let input = try promptIds(user: user, hasImage: image != nil, system: system)
+            prompts.append(input.ids)
             stop.formUnion(input.stop)
         }
-        let present = images.compactMap { $0 }
-        let pixels = present.isEmpty ? nil : try processor(Tensor.cat(present.map {
-            Tensor($0.planar(range: 0...1), shape: [1, 3, $0.height, $0.width])
-        }, dim: 0)).to(device)
         var config = sampling
         config.stopTokens.formUnion(stop)
-        let out = try model.generate(prompts: prompts, pixels: pixels, config: config, padId: tokenizer.padTokenId ?? 0)
+        let out = try model.generate(prompts: prompts, pixels: try pixels(images.compactMap { $0 }), config: config,
+                                     padId: tokenizer.padTokenId ?? 0)
         return (out, out.tokens.map { tokenizer.decode($0, skipSpecialTokens: true) })
+    }
+
+    /// Per-token log-probabilities (with gradients) of `replies[i]` (token ids) after the user turn
+    /// `users[i]` with `images[i]`, under `log_softmax(logits / temperature)`, as one right-padded
+    /// batch; with `entropy`, each position's entropy too. The contexts are those ``replies(users:images:system:sampling:)``
+    /// generates from.
+    public func scoreReplies(users: [String], images: [RGBImage?], replies: [[Int]], system: String? = nil,
+                             temperature: Double = 1, entropy: Bool = false) throws -> CompletionScores {
+        guard users.count == images.count, users.count == replies.count, !users.isEmpty else {
+            throw VisionLanguageError.invalidArgument(
+                "\(users.count) user turns, \(images.count) images and \(replies.count) replies to score")
+        }
+        let contexts = try zip(users, images).map { try promptIds(user: $0, hasImage: $1 != nil, system: system).ids }
+        let pixels = try pixels(images.compactMap { $0 })
+        return try model.languageModel.completionScores(
+            contexts: contexts, completions: replies, padId: tokenizer.padTokenId ?? 0, temperature: temperature,
+            entropy: entropy, inputEmbeddings: { ids in try self.model.embeddings(ids: ids, pixels: pixels) })
     }
 }
 

@@ -13,7 +13,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure prompt alignment with ShapeEval.",
-        subcommands: [EvalShapeWorld.self, EvalVAE.self, EvalAudit.self, EvalPolicy.self, EvalSwitch.self])
+        subcommands: [EvalShapeWorld.self, EvalMethods.self, EvalBlind.self, EvalVAE.self, EvalAudit.self, EvalPolicy.self, EvalSwitch.self])
 }
 
 /// The model and prompt set an evaluation runs on.
@@ -305,5 +305,214 @@ struct EvalSwitch: ParsableCommand {
         let rows = try SwitchStudy(evaluation: EvaluationProtocol(seeds: seeds)).run(
             pipeline: pipeline, records: records, steps: step) { done, _ in report(meter, step: done, text: "") }
         print(SwitchStudy.markdown(rows))
+    }
+}
+
+/// Methods (plain, a policy in a mode, an adapter) compared under the fixed protocol with paired
+/// bootstrap intervals; per-image verdicts cached so that the command resumes.
+struct EvalMethods: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "methods",
+        abstract: "Compare refinement methods on a prompt set: strict, strict-exact and soft ShapeEval per "
+            + "category with 95% paired bootstrap intervals over prompts.",
+        discussion: """
+            Each --method is NAME=MODE[:N_R[:ADAPTER]]: `plain=none`, `pretrained=closed:5` (the policy \
+            without adapters), `grpo=closed:5:Models/shapeworld-policy/adapters/promptloop`, \
+            `ff=feed-forward:1:ADAPTER`. The policy decodes greedily; refinements sit at equal \
+            intervals. Every (prompt, seed) image is scored against the prompt's constraints and cached \
+            in CACHE/SET/NAME.jsonl, so an interrupted run continues where it stopped. The first method \
+            is the baseline of the differences. Writes OUT.md and OUT.json with the command, commit, \
+            machine and wall time.
+            """)
+
+    @OptionGroup var target: EvalTarget
+
+    @Option(name: .customLong("method"), help: "NAME=MODE[:N_R[:ADAPTER]] (repeatable; the first is the baseline).")
+    var methods: [String] = []
+
+    @Option(help: "Policy: a transformers LLaVA folder (default: the embedded policy).")
+    var policy: String?
+
+    @Option(help: "Seeds per prompt: 0..<N.")
+    var seeds = 4
+
+    @Option(help: "Images per sampling batch.")
+    var batch = 16
+
+    @Option(help: "Only the first N prompts of each category (a quick look; not the protocol).")
+    var limit: Int?
+
+    @Option(help: "Folder of cached per-image verdicts.")
+    var cache = "runs/eval-cache"
+
+    @Option(help: "Write the tables to OUT.md and OUT.json.")
+    var out: String?
+
+    @Option(help: "Bootstrap resamples.")
+    var resamples = 10_000
+
+    @OptionGroup var threadOption: ThreadOption
+
+    func validate() throws {
+        guard !methods.isEmpty else { throw ValidationError("give at least one --method") }
+        for m in methods { do { _ = try MethodSpec.parse(m) } catch { throw ValidationError("\(error)") } }
+        let names = try methods.map { try MethodSpec.parse($0).name }
+        guard Set(names).count == names.count else { throw ValidationError("method names must differ") }
+        guard seeds > 0, batch > 0, resamples >= 100 else {
+            throw ValidationError("--seeds and --batch must be positive and --resamples at least 100")
+        }
+        if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+    }
+
+    func run() throws {
+        threadOption.apply()
+        let started = Date()
+        let specs = try methods.map { try MethodSpec.parse($0) }
+        var records = try target.records()
+        if let limit {
+            records = CategoryTable.order.flatMap { c in records.filter { $0.category.rawValue == c }.prefix(limit) }
+        }
+        let pipeline = try StableDiffusionPipeline.load(folder: try target.modelFolder(), scheduler: "ddim")
+        let set = ((target.set as NSString).lastPathComponent as NSString).deletingPathExtension
+        let evaluation = MethodEvaluation(evaluation: EvaluationProtocol(seeds: seeds), batch: batch, cacheFolder: cache)
+        var all: [[MethodItem]] = []
+        for spec in specs {
+            let start = Date()
+            let items = try evaluation.run(spec, set: set, records: records, pipeline: pipeline, policy: { adapter in
+                try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter ?? "none")
+            }) { done, total in
+                let elapsed = Date().timeIntervalSince(start)
+                statusLine(String(format: "%@: %d/%d images  %.0f s", spec.name, done, total, elapsed), done: done == total)
+            }
+            all.append(items)
+        }
+        var table = ComparisonTable(set: set, methods: specs, items: all, resamples: resamples)
+        table.queries = Dictionary(records.map { ($0.id, $0.prompt) }) { a, _ in a }
+        let markdown = try table.markdown()
+        print(markdown)
+        if let out {
+            let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+            let header = """
+                Command: `\(command)`
+                Commit: \(gitCommit()) · machine: \(machineDescription()) · wall time \
+                \(ProgressMeter.duration(Date().timeIntervalSince(started))) (cached images not re-sampled)
+                Protocol: DDIM η = 0, \(EvaluationProtocol().steps) steps, guidance \(EvaluationProtocol().guidance), \
+                seeds 0–\(seeds - 1), \(records.count) prompts of \(target.set)
+                """
+            try (header + "\n" + markdown + "\n").write(toFile: out + ".md", atomically: true, encoding: .utf8)
+            try table.json().write(to: URL(fileURLWithPath: out + ".json"), options: .atomic)
+            print("wrote \(out).md and \(out).json")
+        }
+    }
+}
+
+/// The checkout's commit (short), or "unknown".
+func gitCommit() -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["git", "rev-parse", "--short", "HEAD"]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return "unknown" }
+    p.waitUntilExit()
+    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+    return p.terminationStatus == 0 && !text.isEmpty ? text : "unknown"
+}
+
+/// CPU model and core count, from /proc/cpuinfo.
+func machineDescription() -> String {
+    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    let model = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+        .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown CPU"
+    return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+}
+
+/// A blind check by eye of a method's gains over a baseline.
+struct EvalBlind: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "blind",
+        abstract: "Blind audit of a method's gains: images where it passes and the baseline fails, shuffled among "
+            + "the baseline's images of the same pairs, labelled by eye.",
+        discussion: """
+            Reads the per-image verdicts that `eval methods` cached for --method and --baseline (same \
+            NAME=MODE[:N_R[:ADAPTER]] as there), picks --count (prompt, seed) pairs where the method \
+            passes ShapeEval strict and the baseline fails, regenerates both images of every pair, and \
+            writes them in a seeded shuffle to --out as numbered sheets captioned with the query only \
+            (sheet-K.png), with the key in key.jsonl (do not read it before labelling). Label each \
+            image in a JSONL file, {"n": 1, "pass": true}, pass meaning the image shows everything the \
+            query asks for; --labels then prints, per method, how many detector passes are passes by eye.
+            """)
+
+    @OptionGroup var target: EvalTarget
+
+    @Option(help: "The method whose gains are audited (NAME=MODE[:N_R[:ADAPTER]]).")
+    var method: String
+
+    @Option(help: "The baseline (e.g. plain=none).")
+    var baseline = "plain=none"
+
+    @Option(help: "Policy: a transformers LLaVA folder (default: the embedded policy).")
+    var policy: String?
+
+    @Option(help: "Folder of cached per-image verdicts (as for eval methods).")
+    var cache = "runs/eval-cache"
+
+    @Option(help: "Pairs to audit (each gives two images).")
+    var count = 100
+
+    @Option(name: .customLong("pick-seed"), help: "Seed of the choice and of the shuffle.")
+    var pickSeed: UInt64 = 0
+
+    @Option(help: "Folder for sheets and the key.")
+    var out = "runs/blind"
+
+    @Option(help: "Labels given by eye (JSONL); print the audit.")
+    var labels: String?
+
+    @OptionGroup var threadOption: ThreadOption
+
+    func validate() throws {
+        guard count > 0 else { throw ValidationError("--count must be positive") }
+        for m in [method, baseline] { do { _ = try MethodSpec.parse(m) } catch { throw ValidationError("\(error)") } }
+    }
+
+    func run() throws {
+        threadOption.apply()
+        if let labels {
+            let data = FileManager.default.contents(atPath: out + "/key.jsonl") ?? Data()
+            let entries = try String(decoding: data, as: UTF8.self).split(separator: "\n").map {
+                try JSONDecoder().decode(BlindAudit.Entry.self, from: Data($0.utf8))
+            }
+            guard !entries.isEmpty else { throw CLIError("no key in \(out)/key.jsonl: run without --labels first") }
+            print(try BlindAudit.summary(entries, labels: try Audit.readLabels(labels)))
+            return
+        }
+        let specs = [try MethodSpec.parse(method), try MethodSpec.parse(baseline)]
+        let records = try target.records()
+        let set = ((target.set as NSString).lastPathComponent as NSString).deletingPathExtension
+        let evaluation = MethodEvaluation(cacheFolder: cache)
+        let cached = specs.map { evaluation.readCache(cache + "/" + set + "/" + $0.name + ".jsonl") }
+        guard cached.allSatisfy({ !$0.isEmpty }) else {
+            throw CLIError("no cached verdicts for \(specs.map(\.name)) in \(cache)/\(set): run eval methods first")
+        }
+        let pairs = BlindAudit.pick(method: cached[0], baseline: cached[1], count: count, seed: pickSeed)
+        let pipeline = try StableDiffusionPipeline.load(folder: try target.modelFolder(), scheduler: "ddim")
+        let made = try BlindAudit.generate(pairs: pairs, records: records, methods: specs, pipeline: pipeline,
+                                           policy: { try EmbeddedModels.loadPolicy(folder: policy, adapter: $0 ?? "none") },
+                                           shuffleSeed: pickSeed &+ 1)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let lines = try made.map { String(decoding: try encoder.encode($0.0), as: UTF8.self) }
+        try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: out + "/key.jsonl")
+        let perSheet = 20
+        let sheet = ContactSheet(columns: 5, scale: 4, captionLines: 3)
+        for s in stride(from: 0, to: made.count, by: perSheet) {
+            let items = made[s..<Swift.min(s + perSheet, made.count)].map { ($0.1, "\($0.0.n): \($0.0.prompt)") }
+            try PNG.write(sheet.render(items), to: out + "/sheet-\(s / perSheet + 1).png")
+        }
+        print("\(pairs.count) pairs, \(made.count) images in \((made.count + perSheet - 1) / perSheet) sheets in \(out)")
     }
 }

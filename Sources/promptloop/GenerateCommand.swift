@@ -25,7 +25,8 @@ struct GenerateCommand: ParsableCommand {
             N times during sampling. In the closed loop (default) it sees the decoded x̂₀ after steps \
             ⌊i·W/N⌋ (W = --refine-window × steps) and its prompt is used from the next step on; \
             --mode open writes all N prompts before sampling without images; --mode feed-forward \
-            rewrites the query once before sampling. The prompt of every refinement is printed above \
+            rewrites the query once before sampling. With the embedded policy the shipped GRPO adapter \
+            acts too (--adapter none: the pretrained policy alone). The prompt of every refinement is printed above \
             each image's line; ShapeEval always scores against your prompt, not the rewrites.
             """)
 
@@ -92,6 +93,11 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Policy: a transformers LLaVA folder (default: the embedded Models/shapeworld-policy).")
     var policy: String?
 
+    @Option(help: ArgumentHelp("PEFT adapter on the policy: a folder, or `none` for the policy alone.",
+                               discussion: "Default: the shipped GRPO adapter (Models/shapeworld-policy/adapters/promptloop) "
+                                   + "when the policy is the embedded one."))
+    var adapter: String?
+
     @Option(help: "Spread the refinements over this fraction of the steps (1: equal intervals over all).")
     var refineWindow = 1.0
 
@@ -133,6 +139,7 @@ struct GenerateCommand: ParsableCommand {
         if rolloutMode != nil && !promptAt.isEmpty {
             throw ValidationError("--prompt-at and a refining --mode/--refine both set the prompt: use one")
         }
+        if adapter != nil && rolloutMode == nil { throw ValidationError("--adapter needs --refine N or --mode feed-forward") }
         if trajectory != nil && rolloutMode == nil { throw ValidationError("--trajectory needs --refine N or --mode feed-forward") }
     }
 
@@ -172,10 +179,7 @@ struct GenerateCommand: ParsableCommand {
         let latents: Tensor
         var rollout: RolloutResult?
         if let rolloutMode {
-            guard let folder = policy ?? EmbeddedModels.policy else {
-                throw CLIError("no --policy given and the embedded policy (Models/shapeworld-policy) is not in this checkout")
-            }
-            let agent = LlavaPolicy(chat: try LlavaChat.load(folder: folder, device: device),
+            let agent = LlavaPolicy(chat: try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter, device: device),
                                     sampling: SamplingConfig(greedy: true, maxNewTokens: policyMaxTokens))
             let refinements = RefinementSteps.equalIntervals(count: refine, steps: steps, window: refineWindow)
             let r = try RolloutEngine(pipeline: pipeline, policy: agent, mode: rolloutMode)

@@ -112,18 +112,23 @@ struct RewriteCommand: ParsableCommand {
     @Option(help: "A LLaVA policy folder to rewrite with instead (e.g. Models/shapeworld-policy).")
     var policy: String?
 
+    @Option(help: "PEFT adapter on the --policy (a folder).")
+    var adapter: String?
+
     @OptionGroup var sampling: TextSamplingOptions
 
     @OptionGroup var threadOption: ThreadOption
 
     func validate() throws {
         if model != nil && policy != nil { throw ValidationError("give --model or --policy, not both") }
+        if adapter != nil && policy == nil { throw ValidationError("--adapter goes with --policy") }
     }
 
     func run() throws {
         threadOption.apply()
         if let policy {
-            let agent = LlavaPolicy(chat: try LlavaChat.load(folder: policy), sampling: sampling.config)
+            let agent = LlavaPolicy(chat: try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter),
+                                    sampling: sampling.config)
             let state = RefinementState(query: prompt, prompt: prompt, step: -1, totalSteps: 20)
             let action = try agent.act([state])[0]
             if !action.valid { warn("the policy's reply was empty or cut off; the prompt is kept") }

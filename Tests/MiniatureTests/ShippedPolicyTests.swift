@@ -37,3 +37,30 @@ func fixture(_ name: String) -> String {
         }
     }
 }
+
+/// The shipped GRPO adapter against PEFT on the transformers model. Reference:
+/// scripts/fixtures/peft_adapter.py (PeftModel.from_pretrained on LlavaForConditionalGeneration,
+/// greedy `generate` with `output_scores`, with the adapter and with `disable_adapter()`).
+@Suite struct ShippedAdapterTests {
+    static let adapter = repository + "/Models/shapeworld-policy/adapters/promptloop"
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: fixture("adapter-reference.safetensors"))))
+    func greedyTextAndLogProbsEqualPEFT() throws {
+        let chat = try LlavaChat.load(folder: ShippedPolicyTests.folder, adapter: Self.adapter)
+        let ref = try SafeTensorsFile(path: fixture("adapter-reference.safetensors"))
+        let ids = try ref.tensor("input_ids").toArray(Int64.self).map(Int.init)
+        let pixels = try ref.tensor("pixel_values")
+        let end = try #require(chat.tokenizer.tokenToId("<|im_end|>"))
+        let config = SamplingConfig(greedy: true, maxNewTokens: 32, stopTokens: [end])
+        for (prefix, adapters) in [("", true), ("base_", false)] {
+            chat.model.languageModel.adaptersEnabled = adapters
+            let out = try chat.model.generate(prompts: [ids], pixels: pixels, config: config, padId: 0)
+            let expected = try ref.tensor("\(prefix)tokens").toArray(Int64.self).map(Int.init)
+            #expect(out.tokens[0] == expected, "\(prefix): \(chat.tokenizer.decode(out.tokens[0], skipSpecialTokens: false))")
+            for (a, b) in zip(out.logProbs[0], try ref.tensor("\(prefix)logprobs").toArray(Double.self)) {
+                #expect(abs(a - b) < 1e-4)
+            }
+        }
+        chat.model.languageModel.adaptersEnabled = true
+    }
+}

@@ -159,7 +159,8 @@ public struct MethodEvaluation {
                 throw EvaluationError.badFile(path: path, line: nil, message: "cannot create the cache file")
             }
         }
-        guard let handle = FileHandle(forWritingAtPath: path) else {
+        // Opened for reading too: the last byte is checked below.
+        guard let handle = FileHandle(forUpdatingAtPath: path) else {
             throw EvaluationError.badFile(path: path, line: nil, message: "cannot open the cache file for appending")
         }
         defer { try? handle.close() }
@@ -168,7 +169,7 @@ public struct MethodEvaluation {
             let end = try handle.seekToEnd()
             if end > 0 {
                 try handle.seek(toOffset: end - 1)
-                if handle.readData(ofLength: 1) != Data([0x0A]) { try handle.write(contentsOf: Data([0x0A])) }
+                if try handle.read(upToCount: 1) != Data([0x0A]) { try handle.write(contentsOf: Data([0x0A])) }
                 try handle.seekToEnd()
             }
             try handle.write(contentsOf: Data(text.utf8))

@@ -31,6 +31,9 @@ struct EvalTarget: ParsableArguments {
         return folder
     }
 
+    /// The prompt set's file name without extension (`eval`, `novel`).
+    var setName: String { ((set as NSString).lastPathComponent as NSString).deletingPathExtension }
+
     func records() throws -> [PromptRecord] {
         let records = try PromptSets.readJSONLines(path: set)
         guard !records.isEmpty else { throw CLIError("the prompt set \(set) has no records") }
@@ -210,13 +213,8 @@ struct EvalAudit: ParsableCommand {
         encoder.outputFormatting = [.sortedKeys]
         let lines = try verdicts.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
         try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: out + "/audit.jsonl")
-        let perSheet = 20
-        let sheet = ContactSheet(columns: 5, scale: 4, captionLines: 3)
-        for s in stride(from: 0, to: made.count, by: perSheet) {
-            let items = made[s..<Swift.min(s + perSheet, made.count)].map { ($0.1, "\($0.0.n): \($0.0.prompt)") }
-            try PNG.write(sheet.render(items), to: out + "/sheet-\(s / perSheet + 1).png")
-        }
-        print("wrote \(made.count) images, audit.jsonl and \((made.count + perSheet - 1) / perSheet) sheets to \(out)")
+        let sheets = try writeSheets(made.map { ($0.1, "\($0.0.n): \($0.0.prompt)") }, to: out)
+        print("wrote \(made.count) images, audit.jsonl and \(sheets) sheets to \(out)")
     }
 }
 
@@ -373,7 +371,7 @@ struct EvalMethods: ParsableCommand {
             records = CategoryTable.order.flatMap { c in records.filter { $0.category.rawValue == c }.prefix(limit) }
         }
         let pipeline = try StableDiffusionPipeline.load(folder: try target.modelFolder(), scheduler: "ddim")
-        let set = ((target.set as NSString).lastPathComponent as NSString).deletingPathExtension
+        let set = target.setName
         let evaluation = MethodEvaluation(evaluation: EvaluationProtocol(seeds: seeds), batch: batch, cacheFolder: cache)
         var all: [[MethodItem]] = []
         for spec in specs {
@@ -491,7 +489,7 @@ struct EvalBlind: ParsableCommand {
         }
         let specs = [try MethodSpec.parse(method), try MethodSpec.parse(baseline)]
         let records = try target.records()
-        let set = ((target.set as NSString).lastPathComponent as NSString).deletingPathExtension
+        let set = target.setName
         let evaluation = MethodEvaluation(cacheFolder: cache)
         let cached = specs.map { evaluation.readCache(cache + "/" + set + "/" + $0.name + ".jsonl") }
         guard cached.allSatisfy({ !$0.isEmpty }) else {
@@ -507,12 +505,19 @@ struct EvalBlind: ParsableCommand {
         encoder.outputFormatting = [.sortedKeys]
         let lines = try made.map { String(decoding: try encoder.encode($0.0), as: UTF8.self) }
         try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: out + "/key.jsonl")
-        let perSheet = 20
-        let sheet = ContactSheet(columns: 5, scale: 4, captionLines: 3)
-        for s in stride(from: 0, to: made.count, by: perSheet) {
-            let items = made[s..<Swift.min(s + perSheet, made.count)].map { ($0.1, "\($0.0.n): \($0.0.prompt)") }
-            try PNG.write(sheet.render(items), to: out + "/sheet-\(s / perSheet + 1).png")
-        }
-        print("\(pairs.count) pairs, \(made.count) images in \((made.count + perSheet - 1) / perSheet) sheets in \(out)")
+        let sheets = try writeSheets(made.map { ($0.1, "\($0.0.n): \($0.0.prompt)") }, to: out)
+        print("\(pairs.count) pairs, \(made.count) images in \(sheets) sheets in \(out)")
     }
+}
+
+/// Numbered sheets of captioned images for labelling by eye (`sheet-K.png`, 20 images each, 5 by 4);
+/// returns how many were written.
+func writeSheets(_ items: [(RGBImage, String)], to folder: String) throws -> Int {
+    let perSheet = 20
+    let sheet = ContactSheet(columns: 5, scale: 4, captionLines: 3)
+    for s in stride(from: 0, to: items.count, by: perSheet) {
+        try PNG.write(sheet.render(Array(items[s..<Swift.min(s + perSheet, items.count)])),
+                      to: folder + "/sheet-\(s / perSheet + 1).png")
+    }
+    return (items.count + perSheet - 1) / perSheet
 }

@@ -311,9 +311,10 @@ public final class GRPOTrainer {
         }
     }
 
-    func score(_ rows: ArraySlice<ScoredRow>, entropy: Bool) throws -> CompletionScores {
+    func score(_ rows: ArraySlice<ScoredRow>, entropy: Bool, features: Tensor? = nil) throws -> CompletionScores {
         try chat.scoreReplies(users: rows.map(\.user), images: rows.map(\.image), replies: rows.map(\.tokens),
-                              system: systemPrompt, temperature: config.temperature, entropy: entropy)
+                              system: systemPrompt, temperature: config.temperature, entropy: entropy,
+                              features: features)
     }
 
     /// μ AdamW steps on the batch; returns the loss statistics. Throws ``NonFiniteValue`` (nothing
@@ -324,12 +325,16 @@ public final class GRPOTrainer {
         let chunks = stride(from: 0, to: rows.count, by: config.microBatch).map {
             rows[$0..<Swift.min($0 + config.microBatch, rows.count)]
         }
+        // The frozen vision tower's features, once per chunk for every pass below.
+        let features = try chunks.map { chunk in try chat.imageFeatures(chunk.compactMap(\.image)) }
         // π_ref (adapters off) and, for μ > 1, π_old: no gradients, once per batch.
-        let refs: [Tensor?] = try chunks.map { chunk in
-            config.beta == 0 ? nil : try withNoGrad { try decoder.withAdaptersDisabled { try score(chunk, entropy: false).logProbs } }
+        let refs: [Tensor?] = try chunks.indices.map { c in
+            config.beta == 0 ? nil : try withNoGrad {
+                try decoder.withAdaptersDisabled { try score(chunks[c], entropy: false, features: features[c]).logProbs }
+            }
         }
-        let olds: [Tensor?] = try chunks.map { chunk in
-            config.mu > 1 ? try withNoGrad { try score(chunk, entropy: false).logProbs } : nil
+        let olds: [Tensor?] = try chunks.indices.map { c in
+            config.mu > 1 ? try withNoGrad { try score(chunks[c], entropy: false, features: features[c]).logProbs } : nil
         }
         var stats: [String: Double] = [:]
         for epoch in 0..<config.mu {
@@ -338,7 +343,7 @@ public final class GRPOTrainer {
             var loss = 0.0
             var tokens = 0.0, klSum = 0.0, entropySum = 0.0, low = 0.0, high = 0.0
             for (c, chunk) in chunks.enumerated() {
-                let s = try score(chunk, entropy: epoch == 0)
+                let s = try score(chunk, entropy: epoch == 0, features: features[c])
                 let advantage = Tensor(chunk.map { Float($0.advantage) }, shape: [chunk.count])
                 let weight = Tensor(chunk.map { Float($0.weight) }, shape: [chunk.count, 1])
                 let included = s.mask * Tensor(chunk.map { Float($0.weight > 0 ? 1 : 0) }, shape: [chunk.count, 1])

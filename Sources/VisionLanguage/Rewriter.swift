@@ -194,17 +194,26 @@ extension LlavaChat {
     /// `users[i]` with `images[i]`, under `log_softmax(logits / temperature)`, as one right-padded
     /// batch; with `entropy`, each position's entropy too. The contexts are those ``replies(users:images:system:sampling:)``
     /// generates from.
+    /// `features`, when given, are ``imageFeatures(_:)`` of the images (computed once for several passes).
     public func scoreReplies(users: [String], images: [RGBImage?], replies: [[Int]], system: String? = nil,
-                             temperature: Double = 1, entropy: Bool = false) throws -> CompletionScores {
+                             temperature: Double = 1, entropy: Bool = false, features: Tensor? = nil) throws
+        -> CompletionScores
+    {
         guard users.count == images.count, users.count == replies.count, !users.isEmpty else {
             throw VisionLanguageError.invalidArgument(
                 "\(users.count) user turns, \(images.count) images and \(replies.count) replies to score")
         }
         let contexts = try zip(users, images).map { try promptIds(user: $0, hasImage: $1 != nil, system: system).ids }
-        let pixels = try pixels(images.compactMap { $0 })
+        let spliced = try features ?? imageFeatures(images.compactMap { $0 })
         return try model.languageModel.completionScores(
             contexts: contexts, completions: replies, padId: tokenizer.padTokenId ?? 0, temperature: temperature,
-            entropy: entropy, inputEmbeddings: { ids in try self.model.embeddings(ids: ids, pixels: pixels) })
+            entropy: entropy, inputEmbeddings: { ids in try self.model.embeddings(ids: ids, features: spliced) })
+    }
+
+    /// Projected image features `[N, S, H]` of the images, without gradients (nil for none).
+    public func imageFeatures(_ images: [RGBImage]) throws -> Tensor? {
+        guard let pixels = try pixels(images) else { return nil }
+        return withNoGrad { model.imageFeatures(pixels) }
     }
 }
 

@@ -181,9 +181,14 @@ public final class LlavaModel {
     /// Input embeddings of `ids` `[B, L]` with every image token replaced, in order, by the rows of
     /// `imageFeatures(pixels)` (as transformers' `masked_scatter`).
     public func embeddings(ids: Tensor, pixels: Tensor?) throws -> Tensor {
+        try embeddings(ids: ids, features: pixels.map(imageFeatures))
+    }
+
+    /// ``embeddings(ids:pixels:)`` with the projected image features already computed (the vision
+    /// tower and projector are frozen in training, so a batch's features can serve several passes).
+    public func embeddings(ids: Tensor, features: Tensor?) throws -> Tensor {
         let text = languageModel.embed(ids)
-        guard let pixels else { return text }
-        let features = imageFeatures(pixels)
+        guard let features else { return text }
         let (b, l, h) = (text.size(0), text.size(1), text.size(2))
         let flatIds = ids.toArray(Int64.self)
         let slots = flatIds.indices.filter { flatIds[$0] == Int64(config.imageTokenId) }

@@ -207,7 +207,9 @@ extension LlavaChat {
         let spliced = try features ?? imageFeatures(images.compactMap { $0 })
         return try model.languageModel.completionScores(
             contexts: contexts, completions: replies, padId: tokenizer.padTokenId ?? 0, temperature: temperature,
-            entropy: entropy, inputEmbeddings: { ids in try self.model.embeddings(ids: ids, features: spliced) })
+            entropy: entropy, inputEmbeddings: { ids in
+                try self.model.embeddings(ids: ids, features: spliced, imagePrefix: contexts.map(\.count))
+            })
     }
 
     /// Projected image features `[N, S, H]` of the images, without gradients (nil for none).

@@ -198,6 +198,25 @@ func adapterState(_ trainer: GRPOTrainer) -> [String: Tensor] { trainer.decoder.
             == Set(store.parameters.filter(\.isAdapter).map { ObjectIdentifier($0.tensor) }))
     }
 
+    /// A policy may write the image token itself (it is in its vocabulary): scored, it is a word of
+    /// the reply, not a slot for image features (a run once stopped at iteration 34 on it).
+    @Test func aReplyContainingTheImageTokenScoresAsText() throws {
+        let chat = try LlavaChat.load(folder: repository + "/Models/shapeworld-policy")
+        let image = RGBImage(width: 64, height: 64, bytes: [UInt8](repeating: 200, count: 64 * 64 * 3))
+        let imageId = chat.model.config.imageTokenId
+        let end = try #require(chat.tokenizer.tokenToId("<|im_end|>"))
+        let word = try #require(chat.tokenizer.tokenToId("red"))
+        let users = ["query: a red circle\nprompt: a red circle\np3", "query: a red circle\nprompt: a red circle\np3"]
+        let s = try chat.scoreReplies(users: users, images: [image, image], replies: [[imageId, word, end], [word, end]])
+        let v = s.logProbs.toArray(Double.self)
+        #expect(v.allSatisfy(\.isFinite) && v[0] < 0)
+        // The second row, whose reply has no image token, scores as it does alone.
+        // (Batched vs alone differ by float32 rounding of other matmul shapes, ~1e-6 here; a row that
+        // took the other row's image features would be off by O(0.1).)
+        let alone = try chat.scoreReplies(users: [users[1]], images: [image], replies: [[word, end]])
+        #expect(abs(alone.logProbs.toArray(Double.self)[0] - v[3]) < 1e-4 * Swift.max(1, abs(v[3])))
+    }
+
     @Test func aResumedRunEqualsAnUninterruptedOneBitForBit() throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("grpo-resume-\(getpid())").path
         try? FileManager.default.removeItem(atPath: base)

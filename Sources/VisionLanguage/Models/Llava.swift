@@ -186,12 +186,17 @@ public final class LlavaModel {
 
     /// ``embeddings(ids:pixels:)`` with the projected image features already computed (the vision
     /// tower and projector are frozen in training, so a batch's features can serve several passes).
-    public func embeddings(ids: Tensor, features: Tensor?) throws -> Tensor {
+    ///
+    /// `imagePrefix[i]`, when given, limits row i's image slots to its first `imagePrefix[i]` positions:
+    /// a scored reply in which the policy wrote the image token is text there, not an image.
+    public func embeddings(ids: Tensor, features: Tensor?, imagePrefix: [Int]? = nil) throws -> Tensor {
         let text = languageModel.embed(ids)
         guard let features else { return text }
         let (b, l, h) = (text.size(0), text.size(1), text.size(2))
         let flatIds = ids.toArray(Int64.self)
-        let slots = flatIds.indices.filter { flatIds[$0] == Int64(config.imageTokenId) }
+        let slots = flatIds.indices.filter { i in
+            flatIds[i] == Int64(config.imageTokenId) && (imagePrefix.map { i % l < $0[i / l] } ?? true)
+        }
         let rows = features.reshape([-1, h])
         guard slots.count == rows.size(0) else {
             throw VisionLanguageError.invalidArgument("the prompt has \(slots.count) image tokens but the images give "

@@ -163,15 +163,22 @@ public struct LinePlot: Sendable {
                 columns[x, default: (0, 0)].sum += p.y
                 columns[x, default: (0, 0)].n += 1
             }
-            var previous: Int?
+            // Sparse series (a point every few columns) are joined by straight segments.
+            var previous: (x: Int, y: Int)?
             for x in columns.keys.sorted() {
                 let c = columns[x]!
                 let v = c.sum / Double(c.n)
                 let y = h - margin - Int((v - f.y0) / (f.y1 - f.y0) * Double(h - 2 * margin - 1))
-                let from = previous ?? y
-                for yy in Swift.min(from, y)...Swift.max(from, y) { put(x, yy, s.color) }
-                put(x, y + 1, s.color)
-                previous = y
+                let start = previous ?? (x, y)
+                var lastY = start.y
+                for xx in (start.x + (previous == nil ? 0 : 1))...x {
+                    let t = x == start.x ? 1 : Double(xx - start.x) / Double(x - start.x)
+                    let yy = Int((Double(start.y) + t * Double(y - start.y)).rounded())
+                    for yyy in Swift.min(lastY, yy)...Swift.max(lastY, yy) { put(xx, yyy, s.color) }
+                    put(xx, yy + 1, s.color)
+                    lastY = yy
+                }
+                previous = (x, y)
             }
         }
         let ink = RGB(0.2, 0.2, 0.2)

@@ -125,6 +125,7 @@ public struct GRPORun {
         }
         guard !plot.series.isEmpty else { return }
         try PNG.write(try plot.image(), to: folder + "/learning_curve.png")
+        try writeAtomically(Data(try plot.svg().utf8), to: folder + "/learning_curve.svg")
     }
 }
 

@@ -343,6 +343,9 @@ struct EvalMethods: ParsableCommand {
     @Option(help: "Folder of cached per-image verdicts.")
     var cache = "runs/eval-cache"
 
+    @Option(help: "Only these categories (comma-separated, e.g. counting,position,color_attr); overall is their mean.")
+    var categories: String?
+
     @Option(help: "Write the tables to OUT.md and OUT.json.")
     var out: String?
 
@@ -367,6 +370,15 @@ struct EvalMethods: ParsableCommand {
         let started = Date()
         let specs = try methods.map { try MethodSpec.parse($0) }
         var records = try target.records()
+        if let categories {
+            let wanted = Set(categories.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            let known = Set(records.map(\.category.rawValue))
+            guard wanted.isSubset(of: known) else {
+                throw CLIError("--categories: \(wanted.subtracting(known).sorted()) not in \(target.set) "
+                    + "(it has \(known.sorted().joined(separator: ", ")))")
+            }
+            records = records.filter { wanted.contains($0.category.rawValue) }
+        }
         if let limit {
             records = CategoryTable.order.flatMap { c in records.filter { $0.category.rawValue == c }.prefix(limit) }
         }
@@ -395,7 +407,7 @@ struct EvalMethods: ParsableCommand {
                 Commit: \(gitCommit()) · machine: \(machineDescription()) · wall time \
                 \(ProgressMeter.duration(Date().timeIntervalSince(started))) (cached images not re-sampled)
                 Protocol: DDIM η = 0, \(EvaluationProtocol().steps) steps, guidance \(EvaluationProtocol().guidance), \
-                seeds 0–\(seeds - 1), \(records.count) prompts of \(target.set)
+                seeds 0–\(seeds - 1), \(records.count) prompts of \(target.set)\(categories.map { " (categories \($0))" } ?? "")
                 """
             try (header + "\n" + markdown + "\n").write(toFile: out + ".md", atomically: true, encoding: .utf8)
             try table.json().write(to: URL(fileURLWithPath: out + ".json"), options: .atomic)

@@ -242,18 +242,8 @@ public enum BlindAudit {
         let shapeEval = ShapeEval()
         var made: [(Entry, RGBImage)] = []
         for method in methods {
-            let chat = method.mode == .none ? nil : try policy(method.adapter)
-            let agent = chat.map { LlavaPolicy(chat: $0, sampling: SamplingConfig(greedy: true, maxNewTokens: maxNewTokens)) }
-            let engine = RolloutEngine(pipeline: pipeline, policy: agent, mode: method.mode)
-            let refinements = RefinementSteps.equalIntervals(count: method.refinements, steps: evaluation.steps)
-            for start in stride(from: 0, to: chosen.count, by: 16) {
-                let chunk = Array(chosen[start..<Swift.min(start + 16, chosen.count)])
-                let seeds = chunk.map { UInt64($0.1) }
-                let r = try withNoGrad {
-                    try engine.run(queries: chunk.map(\.0.prompt), refinements: [refinements],
-                                   options: SamplingOptions(steps: evaluation.steps, guidance: evaluation.guidance,
-                                                            seed: seeds[0], rowSeeds: seeds))
-                }
+            try method.rollOut(chosen, pipeline: pipeline, evaluation: evaluation, batch: 16, maxNewTokens: maxNewTokens,
+                               policy: policy) { chunk, r in
                 for (i, (record, seed)) in chunk.enumerated() {
                     let v = shapeEval.score(r.images[i], record.constraints)
                     made.append((Entry(n: 0, id: record.id, category: record.category.rawValue, prompt: record.prompt,

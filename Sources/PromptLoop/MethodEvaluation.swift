@@ -54,6 +54,33 @@ public struct MethodSpec: Codable, Sendable, Equatable {
     }
 }
 
+extension MethodSpec {
+    /// Samples `pairs` ((record, seed) each) under the protocol as this method does — the policy
+    /// greedy, refinements at equal intervals, row i's noise from its seed — `batch` rows at a time,
+    /// handing each chunk and its rollout to `body`. `policy` loads the policy for an adapter (nil:
+    /// none); it is not called for `none`.
+    public func rollOut(_ pairs: [(PromptRecord, Int)], pipeline: StableDiffusionPipeline,
+                        evaluation: EvaluationProtocol, batch: Int, maxNewTokens: Int,
+                        policy: (String?) throws -> LlavaChat,
+                        body: ([(PromptRecord, Int)], RolloutResult) throws -> Void) throws {
+        guard !pairs.isEmpty else { return }
+        let chat = mode == .none ? nil : try policy(adapter)
+        let agent = chat.map { LlavaPolicy(chat: $0, sampling: SamplingConfig(greedy: true, maxNewTokens: maxNewTokens)) }
+        let engine = RolloutEngine(pipeline: pipeline, policy: agent, mode: mode)
+        let steps = RefinementSteps.equalIntervals(count: refinements, steps: evaluation.steps)
+        for start in stride(from: 0, to: pairs.count, by: batch) {
+            let chunk = Array(pairs[start..<Swift.min(start + batch, pairs.count)])
+            let seeds = chunk.map { UInt64($0.1) }
+            let r = try withNoGrad {
+                try engine.run(queries: chunk.map(\.0.prompt), refinements: [steps],
+                               options: SamplingOptions(steps: evaluation.steps, guidance: evaluation.guidance,
+                                                        seed: seeds[0], rowSeeds: seeds))
+            }
+            try body(chunk, r)
+        }
+    }
+}
+
 /// One scored image of a method.
 public struct MethodItem: Codable, Sendable, Equatable {
     public var id: String
@@ -116,19 +143,10 @@ public struct MethodEvaluation {
         let total = records.count * evaluation.seeds
         progress(total - todo.count, total)
         if !todo.isEmpty {
-            let chat = method.mode == .none ? nil : try policy(method.adapter)
-            let agent = chat.map { LlavaPolicy(chat: $0, sampling: SamplingConfig(greedy: true, maxNewTokens: maxNewTokens)) }
-            let engine = RolloutEngine(pipeline: pipeline, policy: agent, mode: method.mode)
-            let refinements = RefinementSteps.equalIntervals(count: method.refinements, steps: evaluation.steps)
             let shapeEval = ShapeEval()
-            for start in stride(from: 0, to: todo.count, by: batch) {
-                let chunk = Array(todo[start..<Swift.min(start + batch, todo.count)])
-                let seeds = chunk.map { UInt64($0.1) }
-                let r = try withNoGrad {
-                    try engine.run(queries: chunk.map(\.0.prompt), refinements: [refinements],
-                                   options: SamplingOptions(steps: evaluation.steps, guidance: evaluation.guidance,
-                                                            seed: seeds[0], rowSeeds: seeds))
-                }
+            var sampled = 0
+            try method.rollOut(todo, pipeline: pipeline, evaluation: evaluation, batch: batch, maxNewTokens: maxNewTokens,
+                               policy: policy) { chunk, r in
                 var lines = ""
                 for (i, (record, seed)) in chunk.enumerated() {
                     let v = shapeEval.score(r.images[i], record.constraints)
@@ -140,7 +158,8 @@ public struct MethodEvaluation {
                     done["\(record.id)#\(seed)"] = item
                 }
                 try appendLines(lines, to: path)
-                progress(total - todo.count + start + chunk.count, total)
+                sampled += chunk.count
+                progress(total - todo.count + sampled, total)
             }
         }
         return (0..<evaluation.seeds).flatMap { seed in records.compactMap { done["\($0.id)#\(seed)"] } }

@@ -57,10 +57,14 @@ let package = Package(
                 .linkedLibrary("c10"),
             ]
         ),
-        .target(name: "Torch", dependencies: ["CTorch"]),
+        .target(name: "Torch", dependencies: ["CTorch", "CZlib"]),
         .target(name: "TorchNN", dependencies: ["Torch"]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "Tokenizers", dependencies: ["CZlib"]),
+        .executableTarget(name: "promptloop-fuzz",
+                          dependencies: ["Diffusion", "GGUF", "Imaging", "PromptLoop", "ShapeWorld", "Tokenizers", "Torch",
+                                         "TorchNN", "Training", "VisionLanguage"],
+                          path: "Sources/Fuzz"),
         .executableTarget(name: "tokenizers-bench", dependencies: ["Tokenizers"], path: "Sources/TokenizersBench"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
         // RGB images, PNG (libpng), the bitmap font, contact sheets and plots; no Torch.
@@ -106,7 +110,7 @@ let package = Package(
                                                             "Imaging", "Torch"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "ShapeWorld", "Imaging", "Torch"], exclude: ["Fixtures"]),
         // Runs the built `promptloop` binary end to end on tiny fixtures.
-        .testTarget(name: "CLITests", dependencies: ["promptloop"]),
+        .testTarget(name: "CLITests", dependencies: ["promptloop", "Torch"]),
         .testTarget(name: "VisionLanguageTests", dependencies: ["VisionLanguage", "GGUF", "Tokenizers"], exclude: ["Fixtures"]),
         .testTarget(
             name: "GGUFTests", dependencies: ["GGUF", "Tokenizers"], exclude: ["Fixtures"],

@@ -7,10 +7,13 @@ extension UNet2DConditionModel {
     public static func load(folder: String, options: LoadOptions = .init()) throws -> UNet2DConditionModel {
         let config = try ModelFolder.config(UNet2DConditionConfig.self, in: folder)
         try config.validate(file: (folder as NSString).appendingPathComponent("config.json"))
+        let weights = try ModelFolder.weights(in: folder, variant: options.variant)
         let store = try ParameterStore(device: options.device, dtype: options.dtype)
+        store.limitScalars(to: weights)
         let model = try withNoGrad { try UNet2DConditionModel(config: config, path: store.root) }
+        try store.checkBudget(config: (folder as NSString).appendingPathComponent("config.json"))
         store.freeze()
-        try store.load(from: ModelFolder.weights(in: folder, variant: options.variant))
+        try store.load(from: weights)
         return model
     }
 }
@@ -20,10 +23,13 @@ extension AutoencoderKL {
     public static func load(folder: String, options: LoadOptions = .init()) throws -> AutoencoderKL {
         let config = try ModelFolder.config(AutoencoderKLConfig.self, in: folder)
         try config.validate(file: (folder as NSString).appendingPathComponent("config.json"))
+        let weights = try ModelFolder.weights(in: folder, variant: options.variant)
         let store = try ParameterStore(device: options.device, dtype: options.dtype)
+        store.limitScalars(to: weights)
         let model = try AutoencoderKL(config: config, path: store.root)
+        try store.checkBudget(config: (folder as NSString).appendingPathComponent("config.json"))
         store.freeze()
-        try store.load(from: ModelFolder.weights(in: folder, variant: options.variant))
+        try store.load(from: weights)
         return model
     }
 }
@@ -43,8 +49,10 @@ extension CLIPTextModel {
             weights = RenamedSource(weights) { "text_model." + $0 }
         }
         let store = try ParameterStore(device: options.device, dtype: options.dtype)
+        store.limitScalars(to: weights)
         let model = try CLIPTextModel(config: config, path: store.root,
                                       withProjection: weights.info("text_projection.weight") != nil)
+        try store.checkBudget(config: (folder as NSString).appendingPathComponent("config.json"))
         store.freeze()
         try store.load(from: weights)
         return model

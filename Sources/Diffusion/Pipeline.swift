@@ -149,6 +149,9 @@ public final class StableDiffusionPipeline {
         set { cache.budget = Swift.max(0, newValue) }
     }
 
+    /// The folder the pipeline came from (named in errors about its files).
+    public let folder: String
+
     /// Prompt embeddings in the cache and the bytes they hold.
     public var cachedEmbeddings: (count: Int, bytes: Int) { (cache.count, cache.bytes) }
 
@@ -191,6 +194,7 @@ public final class StableDiffusionPipeline {
             }
         }
         self.cache = EmbeddingCache(budget: 64 << 20)
+        self.folder = folder
         self.kind = kind
         self.textEncoders = textEncoders
         self.tokenizers = tokenizers
@@ -286,7 +290,9 @@ public final class StableDiffusionPipeline {
         guard options.guidance.isFinite, options.guidanceRescale.isFinite else {
             throw DiffusionError.invalidArgument("guidance must be finite")
         }
-        try scheduler.setTimesteps(options.steps)
+        do { try scheduler.setTimesteps(options.steps) } catch {
+            throw DiffusionError.invalidArgument("\(error), with the scheduler of \(folder)/scheduler/scheduler_config.json")
+        }
         let cfg = options.guidance > 1
         let dtype = unet.dtype
         let generator = try Generator(seed: options.seed)

@@ -83,15 +83,22 @@ extension StableDiffusionPipeline {
 
         let schedulerConfig = try ModelFolder.config(SchedulerConfig.self, in: sub("scheduler"),
                                                      name: "scheduler_config.json")
+        try schedulerConfig.validate(file: sub("scheduler") + "/scheduler_config.json")
         let scheduler: Scheduler
         var fallback = false
-        if let kindOverride {
-            scheduler = try makeScheduler(schedulerConfig, kind: kindOverride)
-        } else if let s = try? makeScheduler(schedulerConfig) {
-            scheduler = s
-        } else {
-            scheduler = try makeScheduler(schedulerConfig, kind: "ddim")
-            fallback = true
+        let schedulerPath = sub("scheduler") + "/scheduler_config.json"
+        do {
+            if let kindOverride {
+                scheduler = try makeScheduler(schedulerConfig, kind: kindOverride)
+            } else if let s = try? makeScheduler(schedulerConfig) {
+                scheduler = s
+            } else {
+                scheduler = try makeScheduler(schedulerConfig, kind: "ddim")
+                fallback = true
+            }
+        } catch let error as ModelError {
+            // The schedulers name their file without its folder.
+            throw error.located(at: schedulerPath)
         }
         let pipeline = try StableDiffusionPipeline(kind: kind, textEncoders: encoders, tokenizers: tokenizers,
                                                    unet: unet, vae: vae, scheduler: scheduler, folder: folder)

@@ -64,7 +64,7 @@ public enum PNG {
         let width = Int(png.width), height = Int(png.height)
         guard width > 0, height > 0, width * height <= 64_000_000 else {
             png_image_free(&png)
-            throw .invalidImageSize(width: width, height: height, reason: "unsupported PNG dimensions")
+            throw .invalidPNG(source: source, reason: "unsupported dimensions \(width)×\(height) (at most 64 million pixels)")
         }
         var buffer = [UInt8](repeating: 0, count: width * height * 3)
         var white = png_color(red: 255, green: 255, blue: 255)

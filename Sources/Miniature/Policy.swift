@@ -270,11 +270,14 @@ public final class PolicyTrainer {
     public let optimizer: AdamW
     public let schedule: LRSchedule
     public private(set) var step = 0
+    /// Why the last step's update was skipped (a non-finite loss or gradient), or nil.
+    public private(set) var lastSkipReason: String?
     let endId: Int
 
     /// A freshly initialised policy for the folder's config and tokenizer (``MiniaturePolicy/writeFolder(to:vocabulary:)``).
     public init(folder: String, seed: UInt64, schedule: LRSchedule) throws {
         let config = try ModelFolder.config(LlavaConfig.self, in: folder)
+        try config.validate(file: folder + "/config.json")
         store = try ParameterStore(seed: seed)
         model = try LlavaModel(config: config, path: store.root)
         tokenizer = try PreTrainedTokenizer(tokenizerJSON: URL(fileURLWithPath: folder + "/tokenizer.json"))
@@ -332,11 +335,10 @@ public final class PolicyTrainer {
         optimizer.learningRate = schedule.rate(at: step)
         optimizer.zeroGrad()
         let l = try loss(examples)
-        l.backward()
-        clipGradNorm(optimizer.parameters, maxNorm: 1)
-        optimizer.step()
+        let outcome = guardedStep(l, optimizer: optimizer, maxNorm: 1, step: step + 1)
+        lastSkipReason = outcome.skipReason
         step += 1
-        return l.item()
+        return outcome.loss
     }
 
     public func save(to path: String, metadata: [String: String] = [:]) throws {
@@ -383,6 +385,7 @@ public struct PolicyRecipe {
 
     public func run(progress: (RunEvent) -> Void = { _ in }) throws {
         try settings.validate()
+        try RunLock.createFolder(folder)
         let modelFolder = folder + "/policy"
         if !FileManager.default.fileExists(atPath: modelFolder + "/config.json") {
             try MiniaturePolicy.writeFolder(to: modelFolder,

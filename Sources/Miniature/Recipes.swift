@@ -19,6 +19,8 @@ public struct RunSettings: Sendable, Equatable {
     public var saveEvery: Int
     /// Stop (saving) at this step; the same command later continues to `steps`.
     public var until: Int?
+    /// Steps in a row skipped for a non-finite loss or gradient before the run stops.
+    public var maxNonfinite = 3
 
     public init(steps: Int, batch: Int, lr: Double, warmup: Int = 100, seed: UInt64 = 0, saveEvery: Int = 50,
                 until: Int? = nil) {
@@ -39,6 +41,9 @@ public struct RunSettings: Sendable, Equatable {
         guard warmup >= 0 else { throw MiniatureError.invalidSettings("warmup must not be negative, got \(warmup)") }
         guard lr > 0, lr.isFinite else { throw MiniatureError.invalidSettings("lr must be positive, got \(lr)") }
         if let until, until <= 0 { throw MiniatureError.invalidSettings("until must be positive, got \(until)") }
+        guard maxNonfinite > 0 else {
+            throw MiniatureError.invalidSettings("max-nonfinite must be positive, got \(maxNonfinite)")
+        }
     }
 
     var schedule: LRSchedule { .warmupCosine(peak: lr, warmup: warmup, total: steps, minimum: lr * 0.1) }
@@ -69,6 +74,7 @@ public enum MiniatureError: Error, CustomStringConvertible, Equatable, Sendable 
 /// A trainer the shared stage loop drives.
 protocol StageTrainer: AnyObject {
     var step: Int { get }
+    var lastSkipReason: String? { get }
     func resume(from path: String) throws
     func save(to path: String, metadata: [String: String]) throws
 }
@@ -84,28 +90,43 @@ extension PolicyTrainer: StageTrainer {}
 /// whether the run reached its last step.
 func runStage(_ stage: String, folder: String, settings: RunSettings, trainer: some StageTrainer, columns: [String],
               progress: (RunEvent) -> Void, trainStep: () throws -> (values: [Double], text: String)) throws -> Bool {
+    let lock = try RunLock(folder: folder)
+    defer { withExtendedLifetime(lock) {} }
     let checkpoint = folder + "/checkpoint.safetensors"
     let log = LossLog(path: folder + "/loss.csv", columns: columns + ["lr", "seconds"])
     let signature = settings.signature(stage)
     let schedule = settings.schedule
-    if try TrainingCheckpoint.resumeCheck(path: checkpoint, signature: signature) {
-        try trainer.resume(from: checkpoint)
+    var nonfinite = NonFiniteGuard(limit: settings.maxNonfinite)
+    if let found = try TrainingCheckpoint.resumable(path: checkpoint, signature: signature) {
+        try trainer.resume(from: found)
+        // The skip streak counts across a kill.
+        let metadata = try SafeTensorsFile(path: found).metadata
+        nonfinite = NonFiniteGuard(limit: settings.maxNonfinite, streak: Int(metadata["nonfinite_streak"] ?? "") ?? 0,
+                                   skipped: Int(metadata["skipped"] ?? "") ?? 0)
         try log.truncate(after: trainer.step)
-        progress(.resumed(checkpoint: checkpoint, step: trainer.step))
+        progress(.resumed(checkpoint: found, step: trainer.step))
+    } else {
+        // Rows a killed start logged before its first checkpoint.
+        try log.truncate(after: 0)
     }
     let stop = Swift.min(settings.until ?? settings.steps, settings.steps)
     let meter = ProgressMeter(total: stop, startingAt: trainer.step)
     while trainer.step < stop {
         let stepStart = Date()
         let (values, text) = try trainStep()
-        guard let loss = values.first, loss.isFinite else {
-            throw TrainingError.diverged("loss became \(values.first ?? .nan) at step \(trainer.step); last good "
-                + "checkpoint: \(checkpoint)")
+        // A non-finite loss or gradient never reaches the weights: the trainer skipped the update;
+        // the step (its batch and noise) is spent, so a resumed run stays on the same stream.
+        try nonfinite.record(trainer.lastSkipReason, context: "Last good checkpoint: \(checkpoint)")
+        if let reason = trainer.lastSkipReason {
+            FileHandle.standardError.write(Data(
+                "warning: step \(trainer.step) skipped (\(nonfinite.skipped) so far): \(reason)\n".utf8))
+        } else {
+            try log.append(values + [schedule.rate(at: trainer.step - 1), Date().timeIntervalSince(stepStart)],
+                           step: trainer.step)
         }
-        try log.append(values + [schedule.rate(at: trainer.step - 1), Date().timeIntervalSince(stepStart)],
-                       step: trainer.step)
         if trainer.step % settings.saveEvery == 0 || trainer.step == stop {
-            try trainer.save(to: checkpoint, metadata: ["run": signature])
+            try trainer.save(to: checkpoint, metadata: ["run": signature, "nonfinite_streak": String(nonfinite.streak),
+                                                        "skipped": String(nonfinite.skipped)])
             try log.writePlot(to: folder + "/loss.png")
         }
         progress(.step(meter, step: trainer.step, text: text))
@@ -135,7 +156,7 @@ public struct VAERecipe {
     @discardableResult
     public func run(progress: (RunEvent) -> Void = { _ in }) throws -> Double {
         try settings.validate()
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try RunLock.createFolder(folder)
         let config = Miniature.vaeConfig()
         let schedule = settings.schedule
         let trainer = try VAETrainer(config: config, seed: settings.seed, schedule: schedule)
@@ -183,7 +204,7 @@ public struct TextToImageRecipe {
 
     public func run(progress: (RunEvent) -> Void = { _ in }) throws {
         try settings.validate()
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try RunLock.createFolder(folder)
         let vaeModel = try AutoencoderKL.load(folder: vae)
         let tokenizerFolder = folder + "/tokenizer"
         if !FileManager.default.fileExists(atPath: tokenizerFolder + "/tokenizer.json") {

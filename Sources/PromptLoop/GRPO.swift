@@ -206,6 +206,13 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
         }
     }
 
+    /// Reads a `run.json` and checks its values on their own; every error names the file.
+    public static func loadValidated(path: String) throws -> GRPOConfig {
+        let c = try load(path: path)
+        do { try c.validate() } catch { throw EvaluationError.badFile(path: path, line: nil, message: "\(error)") }
+        return c
+    }
+
     static func describe(_ context: DecodingError.Context) -> String {
         let key = context.codingPath.map(\.stringValue).joined(separator: ".")
         return key.isEmpty ? context.debugDescription : "`\(key)`: \(context.debugDescription)"
@@ -226,11 +233,11 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
         }
         guard (2...1000).contains(steps) else { throw bad("`steps` must be in 2…1000, got \(steps)") }
         guard guidance.isFinite else { throw bad("`guidance` must be finite") }
-        guard (2...4096).contains(groupSize) else { throw bad("`group_size` must be at least 2, got \(groupSize)") }
+        guard (2...4096).contains(groupSize) else { throw bad("`group_size` must be in 2…4096, got \(groupSize)") }
         guard (1...4096).contains(queriesPerIteration) else {
-            throw bad("`queries_per_iteration` must be positive, got \(queriesPerIteration)")
+            throw bad("`queries_per_iteration` must be in 1…4096, got \(queriesPerIteration)")
         }
-        guard (1...1_000_000).contains(iterations) else { throw bad("`iterations` must be positive, got \(iterations)") }
+        guard (1...1_000_000).contains(iterations) else { throw bad("`iterations` must be in 1…1000000, got \(iterations)") }
         guard (1...100).contains(mu) else { throw bad("`mu` must be in 1…100, got \(mu)") }
         guard beta.isFinite, beta >= 0 else { throw bad("`beta` must be ≥ 0, got \(beta)") }
         guard epsilonLow.isFinite, epsilonHigh.isFinite, epsilonLow > 0, epsilonLow < 1, epsilonHigh > 0 else {

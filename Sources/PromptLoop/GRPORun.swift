@@ -39,12 +39,14 @@ public struct GRPORun {
         try config.validate()
         if let until, until <= 0 { throw EvaluationError.invalidArgument("--until must be positive, got \(until)") }
         try createFolder(folder)
+        let lock = try RunLock(folder: folder)
+        defer { withExtendedLifetime(lock) {} }
         let trainer = try given ?? GRPOTrainer.load(config: config)
         let log = MetricsLog(path: metricsPath)
-        if FileManager.default.fileExists(atPath: checkpointPath) {
-            try trainer.resume(from: checkpointPath)
+        if let found = try TrainingCheckpoint.resumable(path: checkpointPath, signature: trainer.signature) {
+            try trainer.resume(from: found)
             try log.truncate(after: trainer.iteration)
-            progress(.resumed(checkpoint: checkpointPath, iteration: trainer.iteration))
+            progress(.resumed(checkpoint: found, iteration: trainer.iteration))
         } else {
             try log.truncate(after: 0)
         }

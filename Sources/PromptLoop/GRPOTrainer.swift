@@ -237,6 +237,10 @@ public final class GRPOTrainer {
         var outcome: Result<[String: Double], Error>
         do {
             let scores = try reward.checkedScore(inputs)
+            if let poison = Faults.poison("reward", at: iteration + 1) {
+                // As checkedScore would report a reward that returned it.
+                throw RewardError.nonFinite(reward: reward.name, index: 0, value: poison)
+            }
             let rewards = zip(scores, trajectories).map { $0.value - config.invalidPenalty * Double($1.invalidActions) }
             values["time/reward"] = seconds(since: rewardStart)
             values["reward"] = mean(rewards)
@@ -362,9 +366,14 @@ public final class GRPOTrainer {
                     high += ((ratio .> (1 + config.epsilonHigh)).logicalAnd(a .> 0).to(.float32) * included).sum().item()
                 }
             }
+            if let poison = Faults.poison("loss", at: iteration + 1) { loss *= poison }
             guard loss.isFinite else {
                 optimizer.zeroGrad()
                 throw NonFiniteValue(description: "the GRPO loss became \(loss) at iteration \(iteration + 1)")
+            }
+            if let poison = Faults.poison("grad", at: iteration + 1),
+               let grad = optimizer.parameters.lazy.compactMap(\.grad).first {
+                withNoGrad { grad.reshape([-1]).narrow(dim: 0, start: 0, length: 1).fill_(poison) }
             }
             let norm = clipGradNorm(optimizer.parameters, maxNorm: config.maxGradNorm)
             guard norm.isFinite else {

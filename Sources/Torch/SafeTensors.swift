@@ -108,6 +108,27 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
         return Tensor(bytes: raw, dtype: info.dtype, shape: info.shape)
     }
 
+    /// The metadata key of the data section's CRC-32 (``SafeTensors/write(_:metadata:to:checksum:)``).
+    public static let checksumKey = "crc32"
+
+    /// Whether the file carries a checksum.
+    public var hasChecksum: Bool { metadata[SafeTensorsFile.checksumKey] != nil }
+
+    /// Checks the data section against the `crc32` metadata; throws naming the file when it
+    /// differs (a torn or corrupted file). A file without a checksum passes.
+    public func verifyChecksum() throws {
+        guard let text = metadata[SafeTensorsFile.checksumKey] else { return }
+        guard let expected = UInt32(text) else {
+            throw TorchError.badHeader(path: path, message: "checksum `\(text)` is not a CRC-32")
+        }
+        let end = entries.values.map(\.range.upperBound).max() ?? 0
+        let actual = base.map { checksumCRC32(UnsafeRawBufferPointer(start: $0 + dataStart, count: end)) } ?? 0
+        guard actual == expected else {
+            throw TorchError.truncated(path: path, message: "data checksum \(actual) differs from the recorded "
+                + "\(expected): the file is torn or corrupted")
+        }
+    }
+
     /// Reads every tensor.
     public func all() throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
@@ -175,7 +196,10 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
                 }
                 elements = product
             }
-            let expected = elements * dtype.elementSize
+            let (expected, overflow) = elements.multipliedReportingOverflow(by: dtype.elementSize)
+            guard !overflow else {
+                throw TorchError.sizeMismatch(path: path, tensor: name, message: "shape \(shape) of \(dtypeName) overflows")
+            }
             guard expected == end - begin else {
                 throw TorchError.sizeMismatch(
                     path: path, tensor: name,
@@ -302,12 +326,17 @@ public func openSafeTensors(path: String) throws -> TensorSource {
 public enum SafeTensors {
     /// Writes `tensors` to `path` atomically: a temporary file in the same folder, flushed, then
     /// renamed over `path`, so a crash leaves either the old file or the new one, never a partial one.
-    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String) throws {
+    ///
+    /// With `checksum`, the metadata gains `crc32`: the CRC-32 of the data section, which
+    /// ``SafeTensorsFile/verifyChecksum()`` checks (training checkpoints carry it, so that a torn or
+    /// bit-rotted one is recognised before it is resumed).
+    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String,
+                             checksum: Bool = false) throws {
         let names = tensors.keys.sorted()
         var header: [String: Any] = [:]
-        if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         var payloads: [[UInt8]] = []
+        var crc: UInt32 = 0
         for name in names {
             let t = tensors[name]!
             let bytes = t.bytes()
@@ -315,8 +344,12 @@ public enum SafeTensors {
                 "dtype": t.dtype.safetensorsName, "shape": t.shape, "data_offsets": [offset, offset + bytes.count],
             ] as [String: Any]
             offset += bytes.count
+            if checksum { crc = bytes.withUnsafeBytes { checksumCRC32($0, continuing: crc) } }
             payloads.append(bytes)
         }
+        var meta = metadata
+        if checksum { meta[SafeTensorsFile.checksumKey] = String(crc) }
+        if !meta.isEmpty { header["__metadata__"] = meta }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         // Pad the header with spaces so the data section starts 8-byte aligned (as the reference does).
         while (json.count % 8) != 0 { json.append(0x20) }
@@ -342,10 +375,20 @@ public func writeAtomically(_ data: Data, to path: String) throws {
     let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
     guard fd >= 0 else { throw TorchError.io(path: path, message: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
     var failed: String?
+    let isCheckpoint = (path as NSString).lastPathComponent.hasPrefix("checkpoint")
     data.withUnsafeBytes { buffer in
         var written = 0
+        var halfway = !isCheckpoint
         while written < buffer.count {
-            let n = Glibc.write(fd, buffer.baseAddress! + written, buffer.count - written)
+            // A checkpoint is written in two halves so that the fault hook can stop the process
+            // between them (a torn temporary file, as a crash would leave).
+            let limit = halfway ? buffer.count : Swift.max(buffer.count / 2, 1)
+            if !halfway && written >= limit {
+                halfway = true
+                Faults.checkpointWriteHalfway(path)
+                continue
+            }
+            let n = Glibc.write(fd, buffer.baseAddress! + written, limit - written)
             if n <= 0 {
                 if n < 0 && errno == EINTR { continue }
                 failed = String(cString: strerror(errno))
@@ -361,8 +404,14 @@ public func writeAtomically(_ data: Data, to path: String) throws {
         throw TorchError.io(path: path, message: "write failed: \(failed)")
     }
     if rename(temporary, path) != 0 {
-        let message = String(cString: strerror(errno))
+        let message = errno == EISDIR ? "it is a directory" : String(cString: strerror(errno))
         unlink(temporary)
-        throw TorchError.io(path: path, message: "rename failed: \(message)")
+        throw TorchError.io(path: path, message: "cannot replace it: \(message)")
+    }
+    // The rename itself is durable only once the folder is synced.
+    let folderFD = open(folder, O_RDONLY)
+    if folderFD >= 0 {
+        _ = fsync(folderFD)
+        close(folderFD)
     }
 }

@@ -62,6 +62,16 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
     case badConfig(file: String, message: String)
     case unsupported(file: String, field: String, value: String)
 
+    /// The same error naming `path` where it named only the file's name (`scheduler_config.json`).
+    public func located(at path: String) -> ModelError {
+        switch self {
+        case .badConfig(let file, let message) where path.hasSuffix(file): return .badConfig(file: path, message: message)
+        case .unsupported(let file, let field, let value) where path.hasSuffix(file):
+            return .unsupported(file: path, field: field, value: value)
+        default: return self
+        }
+    }
+
     public var description: String {
         switch self {
         case .missingFile(let path): return "missing file: \(path)"

@@ -55,6 +55,14 @@ public final class ParameterStore: @unchecked Sendable {
     public let generator: Generator
     private var order: [String] = []
     private var table: [String: Parameter] = [:]
+    private var registeredScalars = 0
+    /// When set, the parameters may hold at most this many scalars in all: loaders set it to what
+    /// the weight file holds, so that a config describing a larger model than its weights
+    /// allocates nothing. Parameters past it are zero-stride placeholders, the first of them is
+    /// named in ``budgetExceeded``, and ``load(from:selection:keyPrefix:strict:)`` refuses to run.
+    public var scalarBudget: Int? = nil
+    /// The first parameter registered past ``scalarBudget`` (or with an overflowing shape).
+    public private(set) var budgetExceeded: String? = nil
 
     public init(device: Device = .cpu, dtype: DType = .float32, seed: UInt64 = 0) throws {
         try device.validate()
@@ -83,6 +91,29 @@ public final class ParameterStore: @unchecked Sendable {
     public func register(_ name: String, shape: [Int], initializer: Initializer, trainable: Bool = true,
                          isAdapter: Bool = false, dtype: DType? = nil) -> Tensor {
         precondition(table[name] == nil, "parameter `\(name)` registered twice")
+        var scalars = 1
+        var fits = shape.allSatisfy { $0 >= 0 }
+        for d in shape where fits {
+            let (p, overflow) = scalars.multipliedReportingOverflow(by: d)
+            fits = !overflow
+            scalars = p
+        }
+        if fits {
+            let (total, overflow) = registeredScalars.addingReportingOverflow(scalars)
+            fits = !overflow && total <= (scalarBudget ?? Int.max)
+            registeredScalars = total
+        }
+        if !fits {
+            // Past the budget: a zero-stride view of one scalar stands in, so building goes on
+            // without allocating and the loader reports the first parameter that did not fit.
+            if budgetExceeded == nil { budgetExceeded = "`\(name)` \(shape)" }
+            let placeholder = Tensor.zeros([1], dtype: dtype ?? self.dtype).expand(shape.map { Swift.max($0, 0) })
+                .detached()
+            let p = Parameter(name: name, tensor: placeholder, trainable: false, isAdapter: isAdapter)
+            table[name] = p
+            order.append(name)
+            return placeholder
+        }
         let t = Tensor.zeros(shape, dtype: .float32)
         switch initializer {
         case .zeros: break
@@ -141,6 +172,11 @@ public final class ParameterStore: @unchecked Sendable {
     @discardableResult
     public func load(from source: TensorSource, selection: Selection = .base, keyPrefix: String = "",
                      strict: Bool = true) throws -> LoadReport {
+        if let first = budgetExceeded {
+            throw NNError.invalidConfig("the configuration describes more weights than the "
+                + "\(scalarBudget.map(String.init) ?? "addressable") scalars the weight file holds "
+                + "(the first past it: \(first))")
+        }
         var report = LoadReport()
         var wanted = Set<String>()
         var plan: [(Parameter, String)] = []
@@ -180,6 +216,35 @@ public final class ParameterStore: @unchecked Sendable {
     public func save(to path: String, selection: Selection = .base, keyPrefix: String = "",
                      metadata: [String: String] = ["format": "pt"]) throws {
         try SafeTensors.write(state(selection, keyPrefix: keyPrefix), metadata: metadata, to: path)
+    }
+}
+
+extension ParameterStore {
+    /// Sets ``scalarBudget`` to the scalars `source` holds plus `slack` (adapters and other
+    /// parameters a file does not carry), before building a model that loads it.
+    public func limitScalars(to source: TensorSource, slack: Int = 1 << 22) {
+        var total = 0
+        for name in source.names {
+            guard let info = source.info(name) else { continue }
+            var n = 1
+            for d in info.shape {
+                let (p, o) = n.multipliedReportingOverflow(by: Swift.max(d, 0))
+                n = o ? Int.max : p
+            }
+            let (t, o) = total.addingReportingOverflow(n)
+            total = o ? Int.max : t
+        }
+        scalarBudget = total > Int.max - slack ? Int.max : total + slack
+    }
+
+    /// Throws ``ModelError/badConfig(file:message:)`` naming `file` (the config) when the model
+    /// built from it outgrew ``scalarBudget``.
+    public func checkBudget(config file: String) throws {
+        if let first = budgetExceeded {
+            throw ModelError.badConfig(file: file, message: "describes a model with more weights than the "
+                + "\(scalarBudget.map(String.init) ?? "addressable") scalars its weight file holds "
+                + "(the first parameter past them: \(first))")
+        }
     }
 }
 

@@ -19,19 +19,68 @@ public enum TrainingCheckpoint {
         for (name, g) in generators { tensors["rng.\(name)"] = g.state }
         var meta = metadata
         meta["step"] = String(step)
-        try SafeTensors.write(tensors, metadata: meta, to: path)
+        // The previous checkpoint moves aside (a rename: no copy, and a file of its own) until the
+        // next save: should the newest ever be found torn, the run resumes from the one before,
+        // and while the new one is being written, the previous one is what a resume finds.
+        let previous = previousPath(of: path)
+        let moved = FileManager.default.fileExists(atPath: path)
+        if moved, rename(path, previous) != 0 {
+            throw TrainingError.unwritable(path: previous, reason: String(cString: strerror(errno)))
+        }
+        do {
+            try SafeTensors.write(tensors, metadata: meta, to: path, checksum: true)
+        } catch {
+            // A failed write (a full disk, say) leaves the last checkpoint where it was.
+            if moved { rename(previous, path) }
+            throw error
+        }
     }
 
-    /// The `run` signature stored in a checkpoint's metadata, if the file exists.
-    ///
-    /// A run folder's checkpoint is resumed only by the command that wrote it: ``resumeCheck(path:signature:)``
-    /// throws when the saved signature differs.
-    public static func resumeCheck(path: String, signature: String) throws -> Bool {
-        guard FileManager.default.fileExists(atPath: path) else { return false }
-        if let saved = try SafeTensorsFile(path: path).metadata["run"], saved != signature {
-            throw TrainingError.mismatchedRun(path: path, saved: saved, requested: signature)
+    /// Where ``save(to:stores:optimizer:generators:step:metadata:selection:)`` keeps the checkpoint
+    /// before the newest.
+    public static func previousPath(of path: String) -> String { path + ".prev" }
+
+    /// The newest complete checkpoint for `path`: `path` itself when it opens and its checksum
+    /// holds, else the previous one (with a warning on stderr), else nil when neither exists.
+    /// Throws naming the file when a checkpoint exists but none is complete.
+    public static func latestComplete(path: String) throws -> String? {
+        let fm = FileManager.default
+        var failure: Error?
+        for candidate in [path, previousPath(of: path)] where fm.fileExists(atPath: candidate) {
+            do {
+                let file = try SafeTensorsFile(path: candidate)
+                try file.verifyChecksum()
+                guard file.metadata["step"] != nil else {
+                    throw TrainingError.notACheckpoint(path: candidate, reason: "no step in the metadata")
+                }
+                if candidate != path, let failure {
+                    FileHandle.standardError.write(Data("warning: \(failure); resuming from \(candidate)\n".utf8))
+                }
+                return candidate
+            } catch {
+                failure = failure ?? error
+            }
         }
-        return true
+        if let failure { throw failure }
+        return nil
+    }
+
+    /// The checkpoint to resume for `path` (see ``latestComplete(path:)``), checked to have been
+    /// written by the same run: nil when there is none.
+    ///
+    /// A run folder's checkpoint is resumed only by the command that wrote it: this throws when
+    /// the saved signature differs.
+    public static func resumable(path: String, signature: String) throws -> String? {
+        guard let found = try latestComplete(path: path) else { return nil }
+        if let saved = try SafeTensorsFile(path: found).metadata["run"], saved != signature {
+            throw TrainingError.mismatchedRun(path: found, saved: saved, requested: signature)
+        }
+        return found
+    }
+
+    /// Whether a checkpoint written by the same run exists for `path` (see ``resumable(path:signature:)``).
+    public static func resumeCheck(path: String, signature: String) throws -> Bool {
+        try resumable(path: path, signature: signature) != nil
     }
 
     /// Restores a checkpoint into the given stores, optimizer and generators; returns the step and
@@ -41,6 +90,7 @@ public enum TrainingCheckpoint {
         -> (step: Int, metadata: [String: String])
     {
         let file = try SafeTensorsFile(path: path)
+        try file.verifyChecksum()
         guard let stepText = file.metadata["step"], let step = Int(stepText) else {
             throw TrainingError.notACheckpoint(path: path, reason: "no step in the metadata")
         }
@@ -51,12 +101,16 @@ public enum TrainingCheckpoint {
         }
         var optim: [String: Tensor] = [:]
         for key in file.names where key.hasPrefix("optim.") { optim[String(key.dropFirst(6))] = try file.tensor(key) }
-        try optimizer.load(state: optim)
+        do { try optimizer.load(state: optim) } catch {
+            throw TrainingError.notACheckpoint(path: path, reason: "optimizer state: \(error)")
+        }
         for (name, g) in generators {
             guard file.info("rng.\(name)") != nil else {
                 throw TrainingError.notACheckpoint(path: path, reason: "no state for generator `\(name)`")
             }
-            try g.setState(try file.tensor("rng.\(name)"))
+            do { try g.setState(try file.tensor("rng.\(name)")) } catch {
+                throw TrainingError.notACheckpoint(path: path, reason: "generator `\(name)`: \(error)")
+            }
         }
         return (step, file.metadata)
     }

@@ -8,6 +8,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
     case logIO(path: String, reason: String)
     /// A training value went bad (a non-finite loss, say).
     case diverged(String)
+    /// A folder or file that cannot be created or written.
+    case unwritable(path: String, reason: String)
+    /// Another live process holds the run folder's lock.
+    case locked(folder: String, holder: String)
 
     public var description: String {
         switch self {
@@ -17,6 +21,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
                 + "or another run folder"
         case .logIO(let path, let reason): return "cannot write the log \(path): \(reason)"
         case .diverged(let message): return message
+        case .unwritable(let path, let reason): return "cannot write \(path): \(reason)"
+        case .locked(let folder, let holder):
+            return "\(folder) is in use by another run (process \(holder)); wait for it to end or use another run folder"
         }
     }
 }

@@ -101,11 +101,14 @@ extension CausalLM {
         c.bosTokenId = tokenizer.bosTokenId
         c.eosTokenId = tokenizer.eosTokenId.map { .one($0) }
         try c.validate(file: path)
+        let source = GGUFSource(file, architecture: arch, layers: c.numHiddenLayers,
+                                heads: c.numAttentionHeads, kvHeads: c.kvHeads)
         let store = try ParameterStore(device: device, dtype: dtype)
+        store.limitScalars(to: source)
         let model = try CausalLM(config: c, path: store.root, lora: lora)
+        try store.checkBudget(config: path)
         store.freeze(adapters: false)
-        try store.load(from: GGUFSource(file, architecture: arch, layers: c.numHiddenLayers,
-                                        heads: c.numAttentionHeads, kvHeads: c.kvHeads))
+        try store.load(from: source)
         return (model, tokenizer)
     }
 }

@@ -60,6 +60,15 @@ public struct ImageProcessor: Sendable {
             throw ModelError.unsupported(file: "preprocessor_config.json", field: "resample",
                                          value: "\(config.resample) (bilinear 2 and bicubic 3 are)")
         }
+        let range = ConfigRange(file: "preprocessor_config.json")
+        for (field, value) in [("size.shortest_edge", config.size.shortestEdge), ("size.height", config.size.height),
+                               ("size.width", config.size.width), ("crop_size.height", config.cropSize.height),
+                               ("crop_size.width", config.cropSize.width)] {
+            if let value { try range.count(field, value, 1...4096) }
+        }
+        try range.real("rescale_factor", config.rescaleFactor, above: 0, atMost: 1)
+        for (i, v) in config.imageMean.enumerated() { try range.real("image_mean[\(i)]", v, atLeast: -1e3, atMost: 1e3) }
+        for (i, v) in config.imageStd.enumerated() { try range.real("image_std[\(i)]", v, above: 0, atMost: 1e3) }
         guard config.imageMean.count == 3, config.imageStd.count == 3, config.imageStd.allSatisfy({ $0 > 0 }) else {
             throw ModelError.badConfig(file: "preprocessor_config.json",
                                        message: "image_mean and image_std need three values, std > 0")

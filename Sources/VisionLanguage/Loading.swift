@@ -14,10 +14,13 @@ extension CausalLM {
                             seed: UInt64 = 0) throws -> CausalLM {
         let (config, path) = try decodeConfig(CausalLMConfig.self, folder: folder)
         try config.validate(file: path)
+        let weights = try ModelFolder.weights(in: folder)
         let store = try ParameterStore(device: device, dtype: dtype, seed: seed)
+        store.limitScalars(to: weights)
         let model = try CausalLM(config: config, path: store.root, lora: lora)
+        try store.checkBudget(config: path)
         store.freeze(adapters: false)
-        try store.load(from: HidingSource(try ModelFolder.weights(in: folder), hiding: model.ignoredKeys))
+        try store.load(from: HidingSource(weights, hiding: model.ignoredKeys))
         return model
     }
 }

@@ -41,11 +41,17 @@ struct RunOptions: ParsableArguments {
     @Option(help: "Stop (saving) at this step; the same command later continues.")
     var until: Int?
 
+    @Option(help: "Stop after this many steps in a row skipped for a non-finite loss or gradient.")
+    var maxNonfinite = 3
+
     @Option(help: "libtorch threads (default: all cores).")
     var threads: Int?
 
     var settings: RunSettings {
-        RunSettings(steps: steps, batch: batch, lr: lr, warmup: warmup, seed: seed, saveEvery: saveEvery, until: until)
+        var s = RunSettings(steps: steps, batch: batch, lr: lr, warmup: warmup, seed: seed, saveEvery: saveEvery,
+                            until: until)
+        s.maxNonfinite = maxNonfinite
+        return s
     }
 
     func validate() throws {

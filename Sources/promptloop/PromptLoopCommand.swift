@@ -20,6 +20,9 @@ struct PromptLoopCommand: ParsableCommand {
             execv("/proc/self/exe", &argv)
             // exec failed (no /proc): carry on with spinning threads rather than not at all.
         }
+        // A write past the file-size limit fails with EFBIG (reported, the old file intact)
+        // instead of killing the process.
+        signal(SIGXFSZ, SIG_IGN)
         do {
             var command = try parseAsRoot()
             try command.run()

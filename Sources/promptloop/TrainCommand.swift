@@ -110,7 +110,9 @@ struct TrainCommand: ParsableCommand {
         if let evalQueries { c.evalQueries = evalQueries }
         if let diffusion { c.diffusion = diffusion }
         if let policy { c.policy = policy }
-        do { try c.validate() } catch { throw ValidationError("\(error)") }
+        do { try c.validate() } catch {
+            throw ValidationError(config.map { "\($0) (with the flags given): \(error)" } ?? "\(error)")
+        }
         return c
     }
 

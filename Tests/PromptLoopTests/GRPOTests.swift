@@ -41,6 +41,20 @@ struct FixedReward: Reward {
 func adapterState(_ trainer: GRPOTrainer) -> [String: Tensor] { trainer.decoder.store.state(.adapters) }
 
 @Suite struct GRPOMathTests {
+    /// Found by the fuzzer: a run file whose values are out of range said "run configuration"
+    /// without naming the file.
+    @Test func anOutOfRangeRunFileIsNamed() throws {
+        let path = NSTemporaryDirectory() + "grpo-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try #"{"mu": 2147483648}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            _ = try GRPOConfig.loadValidated(path: path)
+            Issue.record("mu = 2^31 accepted")
+        } catch {
+            #expect("\(error)".contains(path) && "\(error)".contains("mu"), "\(error)")
+        }
+    }
+
     @Test func advantagesOfKnownGroups() {
         // Group 1: mean 0.25, unbiased std √((0.75² + 3·0.25²)/3) = 0.5. Group 2: no variance.
         let rewards = [1.0, 0, 0, 0, 0.5, 0.5, 0.5, 0.5]

@@ -90,6 +90,10 @@ import Torch
         try expectError(Self.file(header: #"{"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#,
                                   data: [UInt8](repeating: 0, count: 8)),
                         { if case .badHeader = $0 { true } else { false } }, "shape")
+        // Found by the fuzzer: a 2^62-element shape whose byte count overflows trapped.
+        try expectError(Self.file(header: #"{"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,8]}}"#,
+                                  data: [UInt8](repeating: 0, count: 8)),
+                        { if case .sizeMismatch = $0 { true } else { false } }, "bytes-overflow")
         #expect(throws: TorchError.fileNotFound(path: folder + "/nope.safetensors")) {
             try SafeTensorsFile(path: folder + "/nope.safetensors")
         }

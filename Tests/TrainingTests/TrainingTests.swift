@@ -51,6 +51,56 @@ func temporaryFolder() throws -> String {
         }
     }
 
+    /// A checkpoint carries a CRC-32 of its data: a torn newest one is recognised and the one
+    /// before it is resumed; a generator state of the wrong dtype (found by the fuzzer) is an error
+    /// naming the file.
+    @Test func aTornCheckpointFallsBackToThePreviousOne() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/checkpoint.safetensors"
+        let (store, optimizer, g) = try state(seed: 1)
+        try TrainingCheckpoint.save(to: path, stores: ["m": store], optimizer: optimizer, generators: ["noise": g], step: 1)
+        try TrainingCheckpoint.save(to: path, stores: ["m": store], optimizer: optimizer, generators: ["noise": g], step: 2)
+        #expect(try TrainingCheckpoint.latestComplete(path: path) == path)
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        data[data.count - 1] ^= 1
+        try data.write(to: URL(fileURLWithPath: path))
+        #expect(throws: TorchError.self) { try SafeTensorsFile(path: path).verifyChecksum() }
+        let found = try TrainingCheckpoint.latestComplete(path: path)
+        #expect(found == TrainingCheckpoint.previousPath(of: path))
+        #expect(try TrainingCheckpoint.load(from: found!, stores: ["m": store], optimizer: optimizer,
+                                            generators: ["noise": g]).step == 1)
+        try FileManager.default.removeItem(atPath: found!)
+        do {
+            _ = try TrainingCheckpoint.latestComplete(path: path)
+            Issue.record("a torn checkpoint without a previous one was accepted")
+        } catch {
+            #expect("\(error)".contains(path))
+        }
+        // A generator state saved as the wrong dtype.
+        let lie = folder + "/lie.safetensors"
+        try SafeTensors.write(["rng.noise": Tensor.zeros([4]), "param.m.w": store.parameters[0].tensor],
+                              metadata: ["step": "1"], to: lie)
+        do {
+            _ = try TrainingCheckpoint.load(from: lie, stores: ["m": store], optimizer: optimizer, generators: ["noise": g])
+            Issue.record("a float generator state loaded")
+        } catch {
+            #expect("\(error)".contains(lie), "\(error)")
+        }
+    }
+
+    /// A run folder's lock: a second holder is refused naming the first; released, it is free again.
+    @Test func aRunFolderIsLockedWhileInUse() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var first: RunLock? = try RunLock(folder: folder)
+        #expect(first != nil)
+        #expect(throws: TrainingError.locked(folder: folder, holder: "\(getpid())")) { _ = try RunLock(folder: folder) }
+        first = nil
+        _ = try RunLock(folder: folder)
+        #expect(throws: TrainingError.self) { _ = try RunLock(folder: folder + "/.lock/x") }
+    }
+
     @Test func aFileWithoutAStepIsNotACheckpoint() throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }

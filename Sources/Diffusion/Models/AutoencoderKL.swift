@@ -56,6 +56,17 @@ public struct AutoencoderKLConfig: Codable, Sendable {
 
     public func validate(file: String = "vae/config.json") throws {
         let n = blockOutChannels.count
+        let range = ConfigRange(file: file)
+        try range.count("block_out_channels.count", n, 1...16)
+        try range.counts("block_out_channels", blockOutChannels, 1...ConfigRange.maxWidth)
+        try range.count("in_channels", inChannels, 1...ConfigRange.maxWidth)
+        try range.count("out_channels", outChannels, 1...ConfigRange.maxWidth)
+        try range.count("latent_channels", latentChannels, 1...ConfigRange.maxWidth)
+        try range.count("layers_per_block", layersPerBlock, 1...ConfigRange.maxLayers)
+        try range.count("norm_num_groups", normNumGroups, 1...ConfigRange.maxWidth)
+        if let s = sampleSize { try range.count("sample_size", s, 1...ConfigRange.maxSpatial) }
+        try range.real("scaling_factor", scalingFactor, above: 0, atMost: 1e6)
+        if let s = shiftFactor { try range.real("shift_factor", s, atLeast: -1e6, atMost: 1e6) }
         guard n > 0, downBlockTypes.count == n, upBlockTypes.count == n else {
             throw ModelError.badConfig(file: file,
                 message: "\(downBlockTypes.count) down / \(upBlockTypes.count) up blocks for \(n) `block_out_channels`")

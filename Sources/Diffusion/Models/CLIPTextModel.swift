@@ -48,6 +48,17 @@ public struct CLIPTextConfig: Codable, Sendable {
     }
 
     public func validate(file: String = "text_encoder/config.json") throws {
+        let range = ConfigRange(file: file)
+        try range.count("vocab_size", vocabSize, 1...ConfigRange.maxTable)
+        try range.count("hidden_size", hiddenSize, 1...ConfigRange.maxWidth)
+        try range.count("intermediate_size", intermediateSize, 1...(ConfigRange.maxWidth * 4))
+        try range.count("projection_dim", projectionDim, 1...ConfigRange.maxWidth)
+        try range.count("num_hidden_layers", numHiddenLayers, 1...ConfigRange.maxLayers)
+        try range.count("num_attention_heads", numAttentionHeads, 1...ConfigRange.maxWidth)
+        try range.count("max_position_embeddings", maxPositionEmbeddings, 1...ConfigRange.maxTable)
+        try range.real("layer_norm_eps", layerNormEps, above: 0, below: 1)
+        _ = try range.product("the token embedding", [vocabSize, hiddenSize])
+        _ = try range.product("the position embedding", [maxPositionEmbeddings, hiddenSize])
         guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
             throw ModelError.badConfig(file: file,
                 message: "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")

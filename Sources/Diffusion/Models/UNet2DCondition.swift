@@ -128,6 +128,29 @@ public struct UNet2DConditionConfig: Codable, Sendable {
         }
         let n = blockOutChannels.count
         guard n > 0 else { throw ModelError.badConfig(file: file, message: "`block_out_channels` is empty") }
+        // Ranges first: everything below divides by, loops over or allocates from these numbers.
+        let range = ConfigRange(file: file)
+        try range.count("block_out_channels.count", n, 1...16)
+        try range.counts("block_out_channels", blockOutChannels, 1...ConfigRange.maxWidth)
+        try range.count("in_channels", inChannels, 1...ConfigRange.maxWidth)
+        try range.count("out_channels", outChannels, 1...ConfigRange.maxWidth)
+        try range.counts("sample_size", sampleSize?.all ?? [], 1...4096)
+        try range.count("freq_shift", freqShift, -ConfigRange.maxWidth...ConfigRange.maxWidth)
+        try range.count("downsample_padding", downsamplePadding, 0...16)
+        try range.count("conv_in_kernel", convInKernel, 1...31)
+        try range.count("conv_out_kernel", convOutKernel, 1...31)
+        try range.counts("layers_per_block", layersPerBlock.all, 1...ConfigRange.maxLayers)
+        try range.counts("transformer_layers_per_block", transformerLayersPerBlock.all, 1...ConfigRange.maxLayers)
+        try range.counts("attention_head_dim", attentionHeadDim.all, 1...ConfigRange.maxWidth)
+        try range.counts("num_attention_heads", numAttentionHeads?.all ?? [], 1...ConfigRange.maxWidth)
+        try range.counts("cross_attention_dim", crossAttentionDim.all, 1...ConfigRange.maxWidth)
+        try range.count("norm_num_groups", normNumGroups ?? 1, 1...ConfigRange.maxWidth)
+        try range.real("norm_eps", normEps, above: 0, below: 1)
+        try range.real("mid_block_scale_factor", midBlockScaleFactor, above: 0, atMost: 1e6)
+        if let d = additionTimeEmbedDim { try range.count("addition_time_embed_dim", d, 1...ConfigRange.maxWidth) }
+        if let d = projectionClassEmbeddingsInputDim {
+            try range.count("projection_class_embeddings_input_dim", d, 1...(ConfigRange.maxWidth * 16))
+        }
         guard downBlockTypes.count == n, upBlockTypes.count == n else {
             throw ModelError.badConfig(file: file,
                 message: "\(downBlockTypes.count) down and \(upBlockTypes.count) up blocks for \(n) `block_out_channels`")
@@ -171,6 +194,9 @@ public struct UNet2DConditionConfig: Codable, Sendable {
             }
         }
         for (i, c) in blockOutChannels.enumerated() {
+            guard headsPerBlock.count == n, headsPerBlock[i] > 0 else {
+                throw ModelError.badConfig(file: file, message: "`num_attention_heads` has \(headsPerBlock.count) entries for \(n) blocks")
+            }
             guard c % groups == 0 else {
                 throw ModelError.badConfig(file: file,
                     message: "block_out_channels[\(i)] = \(c) is not divisible by norm_num_groups \(groups)")

@@ -25,7 +25,7 @@ public final class DDIMScheduler: Scheduler {
             throw DiffusionError.invalidArgument("steps must be in 1...\(config.numTrainTimesteps), got \(count)")
         }
         stepCount = count
-        timesteps = Spacing.integer(config.timestepSpacing ?? "leading", train: config.numTrainTimesteps, count: count,
+        timesteps = try Spacing.integer(config.timestepSpacing ?? "leading", train: config.numTrainTimesteps, count: count,
                                     offset: config.stepsOffset).map(Double.init)
     }
 

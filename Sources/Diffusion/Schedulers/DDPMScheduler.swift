@@ -23,7 +23,7 @@ public final class DDPMScheduler: Scheduler {
         guard count > 0, count <= config.numTrainTimesteps else {
             throw DiffusionError.invalidArgument("steps must be in 1...\(config.numTrainTimesteps), got \(count)")
         }
-        timesteps = Spacing.integer(config.timestepSpacing ?? "leading", train: config.numTrainTimesteps, count: count,
+        timesteps = try Spacing.integer(config.timestepSpacing ?? "leading", train: config.numTrainTimesteps, count: count,
                                     offset: config.stepsOffset).map(Double.init)
     }
 

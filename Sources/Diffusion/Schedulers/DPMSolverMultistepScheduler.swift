@@ -37,7 +37,11 @@ public final class DPMSolverMultistepScheduler: Scheduler {
             let ratio = last / (count + 1)
             steps = Array((0...count).map { $0 * ratio + config.stepsOffset }.reversed().dropLast())
         default:
-            steps = Spacing.integer("trailing", train: last, count: count, offset: 0)
+            steps = try Spacing.integer("trailing", train: last, count: count, offset: 0)
+        }
+        if let bad = steps.first(where: { !(0..<last).contains($0) }) {
+            throw DiffusionError.invalidArgument(
+                "\(count) steps with steps_offset \(config.stepsOffset) reach timestep \(bad), past num_train_timesteps \(last)")
         }
         timesteps = steps.map(Double.init)
         let table = schedule.sigmas

@@ -21,7 +21,7 @@ struct SigmaSchedule {
         guard count > 0, count <= c.numTrainTimesteps else {
             throw DiffusionError.invalidArgument("steps must be in 1...\(c.numTrainTimesteps), got \(count)")
         }
-        return make(c, schedule: schedule, count: count)
+        return try make(c, schedule: schedule, count: count)
     }
 
     /// `sample / √(σ² + 1)` at step `i`.
@@ -29,7 +29,7 @@ struct SigmaSchedule {
         sample / Double(Float((sigmas[i] * sigmas[i] + 1).squareRoot()))
     }
 
-    static func make(_ c: SchedulerConfig, schedule: NoiseSchedule, count: Int) -> SigmaSchedule {
+    static func make(_ c: SchedulerConfig, schedule: NoiseSchedule, count: Int) throws -> SigmaSchedule {
         let train = c.numTrainTimesteps
         let spacing = c.timestepSpacing ?? "linspace"
         var steps: [Double]
@@ -37,7 +37,7 @@ struct SigmaSchedule {
         case "linspace":
             steps = Spacing.linspace(0, Double(train - 1), count).map { Double(Float($0)) }.reversed()
         default:
-            steps = Spacing.integer(spacing, train: train, count: count, offset: c.stepsOffset).map(Double.init)
+            steps = try Spacing.integer(spacing, train: train, count: count, offset: c.stepsOffset).map(Double.init)
         }
         let table = schedule.sigmas
         var sigmas = steps.map { Double(Float(Spacing.interp($0, table))) }

@@ -77,10 +77,25 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
         .unsupported(file: "scheduler_config.json", field: field, value: "\(value)")
     }
 
+    /// Checks every number against a range that makes sense for it, naming `file` on failure
+    /// (the loaders call it with the file's path; the schedulers again before building their tables).
+    public func validate(file: String = "scheduler_config.json") throws {
+        let range = ConfigRange(file: file)
+        try range.count("num_train_timesteps", numTrainTimesteps, 2...ConfigRange.maxTimesteps)
+        try range.real("beta_start", betaStart, above: 0, below: 1)
+        try range.real("beta_end", betaEnd, above: 0, below: 1)
+        if let trained = trainedBetas {
+            try range.count("trained_betas.count", trained.count, numTrainTimesteps...numTrainTimesteps)
+            for (i, b) in trained.enumerated() { try range.real("trained_betas[\(i)]", b, above: 0, below: 1) }
+        }
+        try range.count("steps_offset", stepsOffset, 0...(numTrainTimesteps - 1))
+        try range.real("clip_sample_range", clipSampleRange, above: 0, atMost: 1e6)
+        try range.count("solver_order", solverOrder, 1...3)
+    }
+
     /// Checks the fields every scheduler shares.
     func validateCommon() throws {
-        guard numTrainTimesteps > 1 else { throw ModelError.badConfig(file: "scheduler_config.json",
-                                                                          message: "num_train_timesteps must be > 1") }
+        try validate()
         guard ["epsilon", "v_prediction", "sample"].contains(predictionType) else {
             throw unsupported("prediction_type", predictionType)
         }
@@ -163,7 +178,17 @@ struct NoiseSchedule {
 
 /// Timestep spacings shared by DDIM, DDPM and the Euler schedulers (numpy arithmetic reproduced).
 enum Spacing {
-    static func integer(_ spacing: String, train: Int, count: Int, offset: Int) -> [Int] {
+    /// The integer timesteps of a spacing; throws when `steps_offset` pushes one past the table.
+    static func integer(_ spacing: String, train: Int, count: Int, offset: Int) throws -> [Int] {
+        let steps = unchecked(spacing, train: train, count: count, offset: offset)
+        if let bad = steps.first(where: { !(0..<train).contains($0) }) {
+            throw DiffusionError.invalidArgument(
+                "\(count) steps with steps_offset \(offset) reach timestep \(bad), past num_train_timesteps \(train)")
+        }
+        return steps
+    }
+
+    private static func unchecked(_ spacing: String, train: Int, count: Int, offset: Int) -> [Int] {
         switch spacing {
         case "linspace":
             return linspace(0, Double(train - 1), count).map { Int($0.rounded(.toNearestOrEven)) }.reversed()

@@ -19,6 +19,8 @@ public final class TextToImageTrainer {
     public let generator: Generator
     public var emptyCaptionProbability: Double
     public private(set) var step = 0
+    /// Why the last step's update was skipped (a non-finite loss or gradient), or nil.
+    public private(set) var lastSkipReason: String?
     let alphasCumprod: Tensor
 
     public init(textConfig: CLIPTextConfig, unetConfig: UNet2DConditionConfig, scheduler: SchedulerConfig,
@@ -60,11 +62,10 @@ public final class TextToImageTrainer {
         let context = textEncoder(ids).lastHiddenState
         let prediction = unet(noisy, timestep: t, context: context)
         let loss = (prediction - noise).square().mean()
-        loss.backward()
-        clipGradNorm(optimizer.parameters, maxNorm: 1)
-        optimizer.step()
+        let outcome = guardedStep(loss, optimizer: optimizer, maxNorm: 1, step: step + 1)
+        lastSkipReason = outcome.skipReason
         step += 1
-        return loss.item()
+        return outcome.loss
     }
 
     public func save(to path: String, metadata: [String: String] = [:]) throws {

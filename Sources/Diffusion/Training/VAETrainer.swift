@@ -16,6 +16,8 @@ public final class VAETrainer {
     public var klWeight: Double
     public var schedule: LRSchedule
     public private(set) var step = 0
+    /// Why the last step's update was skipped (a non-finite loss or gradient), or nil.
+    public private(set) var lastSkipReason: String?
 
     public init(config: AutoencoderKLConfig, seed: UInt64, schedule: LRSchedule, klWeight: Double = 1e-4) throws {
         self.config = config
@@ -38,11 +40,10 @@ public final class VAETrainer {
         let reconstruction = (vae.decode(z) - images).square().mean()
         let kl = ((posterior.mean.square() + posterior.logvar.exp() - 1 - posterior.logvar) * 0.5).mean()
         let loss = reconstruction + kl * klWeight
-        loss.backward()
-        clipGradNorm(optimizer.parameters, maxNorm: 1)
-        optimizer.step()
+        let outcome = guardedStep(loss, optimizer: optimizer, maxNorm: 1, step: step + 1)
+        lastSkipReason = outcome.skipReason
         step += 1
-        return (loss.item(), reconstruction.item(), kl.item())
+        return (outcome.loss, reconstruction.item(), kl.item())
     }
 
     public func save(to path: String, metadata: [String: String] = [:]) throws {

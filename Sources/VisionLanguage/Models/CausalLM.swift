@@ -97,7 +97,24 @@ public struct CausalLMConfig: Codable, Sendable {
             }
         }
         if useSlidingWindow { throw ModelError.unsupported(file: file, field: "use_sliding_window", value: "true") }
-        guard numAttentionHeads > 0, numAttentionHeads % kvHeads == 0, headDimension % 2 == 0 else {
+        let range = ConfigRange(file: file)
+        try range.count("vocab_size", vocabSize, 1...ConfigRange.maxTable)
+        try range.count("hidden_size", hiddenSize, 1...ConfigRange.maxWidth)
+        try range.count("intermediate_size", intermediateSize, 1...(ConfigRange.maxWidth * 4))
+        try range.count("num_hidden_layers", numHiddenLayers, 1...ConfigRange.maxLayers)
+        try range.count("num_attention_heads", numAttentionHeads, 1...ConfigRange.maxWidth)
+        try range.count("num_key_value_heads", kvHeads, 1...numAttentionHeads)
+        if let d = headDim { try range.count("head_dim", d, 2...ConfigRange.maxWidth) }
+        try range.count("max_position_embeddings", maxPositionEmbeddings, 1...ConfigRange.maxTable)
+        try range.real("rms_norm_eps", rmsNormEps, above: 0, below: 1)
+        try range.real("rope_theta", theta, above: 0, atMost: 1e12)
+        for (field, id) in [("bos_token_id", bosTokenId), ("pad_token_id", padTokenId)] {
+            if let id { try range.count(field, id, -1...ConfigRange.maxTable) }
+        }
+        try range.counts("eos_token_id", eosTokenId?.all ?? [], -1...ConfigRange.maxTable)
+        _ = try range.product("the token embedding", [vocabSize, hiddenSize])
+        _ = try range.product("an attention projection", [numAttentionHeads, headDimension, hiddenSize])
+        guard numAttentionHeads > 0, numAttentionHeads % kvHeads == 0, headDimension % 2 == 0, headDimension > 0 else {
             throw ModelError.badConfig(file: file, message:
                 "\(numAttentionHeads) heads are not a multiple of \(kvHeads) key/value heads, or the head dimension is odd")
         }

@@ -39,6 +39,21 @@ public struct CLIPVisionConfig: Codable, Sendable {
 
     /// Patches per image side.
     public var gridSize: Int { imageSize / patchSize }
+
+    /// Checks every number against a range that makes sense for it (`field` prefixes the names).
+    public func validate(file: String, field: String = "vision_config") throws {
+        let range = ConfigRange(file: file)
+        try range.count("\(field).hidden_size", hiddenSize, 1...ConfigRange.maxWidth)
+        try range.count("\(field).intermediate_size", intermediateSize, 1...(ConfigRange.maxWidth * 4))
+        try range.count("\(field).num_hidden_layers", numHiddenLayers, 1...ConfigRange.maxLayers)
+        try range.count("\(field).num_attention_heads", numAttentionHeads, 1...ConfigRange.maxWidth)
+        try range.divides(numAttentionHeads, "\(field).num_attention_heads", hiddenSize, "\(field).hidden_size")
+        try range.count("\(field).num_channels", numChannels, 1...16)
+        try range.count("\(field).image_size", imageSize, 1...ConfigRange.maxSpatial)
+        try range.count("\(field).patch_size", patchSize, 1...imageSize)
+        try range.real("\(field).layer_norm_eps", layerNormEps, above: 0, below: 1)
+        _ = try range.product("the vision position table", [gridSize, gridSize, hiddenSize])
+    }
 }
 
 /// CLIP's vision transformer: patch embedding with a class token, `pre_layrnorm` (sic), encoder
@@ -134,6 +149,16 @@ public struct LlavaConfig: Decodable, Sendable {
         projectorBias = try c.decodeIfPresent(Bool.self, forKey: .projectorBias) ?? true
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings)
         if let tie = tieWordEmbeddings { textConfig.tieWordEmbeddings = tie }
+    }
+
+    /// Checks both towers' numbers and the fields joining them.
+    public func validate(file: String) throws {
+        try visionConfig.validate(file: file)
+        try textConfig.validate(file: file)
+        let range = ConfigRange(file: file)
+        try range.count("image_token_id", imageTokenId, 0...(textConfig.vocabSize - 1))
+        try range.count("vision_feature_layer", visionFeatureLayer,
+                        -(visionConfig.numHiddenLayers + 1)...visionConfig.numHiddenLayers)
     }
 
     /// Image tokens each image expands to in the prompt.
@@ -249,13 +274,15 @@ extension LlavaModel {
     public static func load(folder: String, dtype: DType = .float32, device: Device = .cpu,
                             lora: LoRASettings? = nil) throws -> LlavaModel {
         let (config, path) = try decodeConfig(LlavaConfig.self, folder: folder)
-        try config.textConfig.validate(file: path)
+        try config.validate(file: path)
+        let source = RenamedSource(try ModelFolder.weights(in: folder), rename: sanitize)
         let store = try ParameterStore(device: device, dtype: dtype)
+        store.limitScalars(to: source)
         let model = try LlavaModel(config: config, path: store.root, lora: lora)
+        try store.checkBudget(config: path)
         store.freeze(adapters: false)
         var hidden: Set<String> = []
         if config.textConfig.tieWordEmbeddings { hidden.insert("lm_head.weight") }
-        let source = RenamedSource(try ModelFolder.weights(in: folder), rename: sanitize)
         try store.load(from: HidingSource(source, hiding: hidden))
         return model
     }

@@ -282,9 +282,10 @@ public final class StableDiffusionPipeline {
         let sampleSize = unet.config.sampleSize?.perBlock(1).first ?? 64
         let height = options.height ?? sampleSize * vaeScaleFactor
         let width = options.width ?? sampleSize * vaeScaleFactor
-        guard height > 0, width > 0, height % vaeScaleFactor == 0, width % vaeScaleFactor == 0 else {
+        guard (1...16384).contains(height), (1...16384).contains(width), height % vaeScaleFactor == 0,
+              width % vaeScaleFactor == 0 else {
             throw DiffusionError.invalidArgument(
-                "height and width must be positive multiples of \(vaeScaleFactor), got \(height)×\(width)")
+                "height and width must be multiples of \(vaeScaleFactor) in 1…16384, got \(height)×\(width)")
         }
         guard options.steps > 0 else { throw DiffusionError.invalidArgument("steps must be positive") }
         guard options.guidance.isFinite, options.guidanceRescale.isFinite else {

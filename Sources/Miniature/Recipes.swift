@@ -35,8 +35,10 @@ public struct RunSettings: Sendable, Equatable {
 
     /// Rejects settings no run can use, naming the field.
     public func validate() throws {
-        guard steps > 0 else { throw MiniatureError.invalidSettings("steps must be positive, got \(steps)") }
-        guard batch > 0 else { throw MiniatureError.invalidSettings("batch must be positive, got \(batch)") }
+        guard (1...1_000_000_000).contains(steps) else {
+            throw MiniatureError.invalidSettings("steps must be in 1…1000000000, got \(steps)")
+        }
+        guard (1...4096).contains(batch) else { throw MiniatureError.invalidSettings("batch must be in 1…4096, got \(batch)") }
         guard saveEvery > 0 else { throw MiniatureError.invalidSettings("save-every must be positive, got \(saveEvery)") }
         guard warmup >= 0 else { throw MiniatureError.invalidSettings("warmup must not be negative, got \(warmup)") }
         guard lr > 0, lr.isFinite else { throw MiniatureError.invalidSettings("lr must be positive, got \(lr)") }

@@ -420,37 +420,89 @@ public struct RefineBenchmark {
 
     public struct Row: Sendable {
         public var mode: RolloutMode
+        /// Refinements (N_R); 0 for plain sampling.
+        public var count: Int
         /// Median seconds per image, and the medians of the decode and policy shares (seconds per image).
         public var secondsPerImage: Double
         public var decodePerImage: Double
         public var policyPerImage: Double
     }
 
+    /// Plain sampling, then open and closed loop with `refinements`.
     public func run(prompt: String = GenerateBenchmark.prompt) throws -> [Row] {
+        try run(configurations: [(.none, []), (.open, refinements), (.closed, refinements)], prompt: prompt)
+    }
+
+    /// Each (mode, refinement steps) configuration timed `repeats` times, interleaved so that a slow
+    /// spell of the machine hits every configuration alike, after one warm-up round.
+    public func run(configurations: [(mode: RolloutMode, refinements: [Int])],
+                    prompt: String = GenerateBenchmark.prompt) throws -> [Row] {
         let options = SamplingOptions(steps: steps, guidance: 5, seed: 0)
         let queries = Array(repeating: prompt, count: batch)
-        var samples: [RolloutMode: [(Double, Double, Double)]] = [:]
-        let modes: [RolloutMode] = [.none, .open, .closed]
-        for mode in modes {  // warm-up
-            _ = try RolloutEngine(pipeline: pipeline, policy: policy, mode: mode)
-                .run(queries: queries, refinements: [refinements], options: options)
-        }
-        for _ in 0..<repeats {
-            // Interleaved, so that a slow spell of the machine hits every mode alike.
-            for mode in modes {
+        var samples = Array(repeating: [(Double, Double, Double)](), count: configurations.count)
+        for round in 0...repeats {
+            for (i, c) in configurations.enumerated() {
                 let start = DispatchTime.now().uptimeNanoseconds
-                let r = try RolloutEngine(pipeline: pipeline, policy: policy, mode: mode)
-                    .run(queries: queries, refinements: [refinements], options: options)
+                let r = try RolloutEngine(pipeline: pipeline, policy: c.mode == .none ? nil : policy, mode: c.mode)
+                    .run(queries: queries, refinements: [c.refinements], options: options)
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                samples[mode, default: []].append((seconds, r.decodeSeconds, r.policySeconds))
+                if round > 0 { samples[i].append((seconds, r.decodeSeconds, r.policySeconds)) }
             }
         }
         func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
-        return modes.map { mode in
-            let s = samples[mode] ?? []
+        return configurations.enumerated().map { i, c in
+            let s = samples[i]
             let n = Double(batch)
-            return Row(mode: mode, secondsPerImage: median(s.map(\.0)) / n, decodePerImage: median(s.map(\.1)) / n,
-                       policyPerImage: median(s.map(\.2)) / n)
+            return Row(mode: c.mode, count: c.refinements.count, secondsPerImage: median(s.map(\.0)) / n,
+                       decodePerImage: median(s.map(\.1)) / n, policyPerImage: median(s.map(\.2)) / n)
+        }
+    }
+}
+
+/// The overhead suite of the paper's Table (issue 13): seconds per image at N_R = 0, 1, 3, 5 for
+/// open and closed loop, each relative to N_R = 0 measured in the same run, median of `repeats`,
+/// the closed loop's cost split into x̂₀ decode and policy generation.
+public struct OverheadSuite {
+    /// The paper's overhead at N_R = 0, 1, 3, 5 (A100, SDXL).
+    public static let paper: [Int: Double] = [0: 1.00, 1: 1.05, 3: 1.13, 5: 1.23]
+    public static let counts = [0, 1, 3, 5]
+
+    public var benchmark: RefineBenchmark
+
+    public init(benchmark: RefineBenchmark) { self.benchmark = benchmark }
+
+    public func run(prompt: String = GenerateBenchmark.prompt) throws -> [RefineBenchmark.Row] {
+        var configurations: [(mode: RolloutMode, refinements: [Int])] = [(.none, [])]
+        for n in Self.counts where n > 0 {
+            let steps = RefinementSteps.equalIntervals(count: n, steps: benchmark.steps)
+            configurations += [(.open, steps), (.closed, steps)]
+        }
+        return try benchmark.run(configurations: configurations, prompt: prompt)
+    }
+
+    /// The table: one line per N_R, open and closed side by side, the paper's figure beside.
+    public static func markdown(_ rows: [RefineBenchmark.Row]) -> String {
+        let plain = rows.first { $0.mode == .none }?.secondsPerImage ?? 1
+        var lines = ["| N_R | open s/image | open × N_R=0 | closed s/image | closed × N_R=0 | closed: x̂₀ decode s/image "
+                     + "| closed: policy s/image | paper (A100, SDXL) |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for n in counts {
+            let open = n == 0 ? rows.first { $0.mode == .none } : rows.first { $0.mode == .open && $0.count == n }
+            let closed = n == 0 ? open : rows.first { $0.mode == .closed && $0.count == n }
+            guard let open, let closed else { continue }
+            lines.append(String(format: "| %d | %.3f | %.2f× | %.3f | %.2f× | %@ | %@ | %.2f× |", n, open.secondsPerImage,
+                                open.secondsPerImage / plain, closed.secondsPerImage, closed.secondsPerImage / plain,
+                                n == 0 ? "—" : String(format: "%.3f", closed.decodePerImage),
+                                n == 0 ? "—" : String(format: "%.3f", closed.policyPerImage), paper[n] ?? .nan))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public static func json(_ rows: [RefineBenchmark.Row]) -> [[String: Any]] {
+        let plain = rows.first { $0.mode == .none }?.secondsPerImage ?? 1
+        return rows.map {
+            ["mode": $0.mode.rawValue, "n_r": $0.count, "seconds_per_image": $0.secondsPerImage,
+             "relative": $0.secondsPerImage / plain, "decode_seconds_per_image": $0.decodePerImage,
+             "policy_seconds_per_image": $0.policyPerImage, "paper_relative": paper[$0.count] as Any]
         }
     }
 }

@@ -13,7 +13,8 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure prompt alignment with ShapeEval.",
-        subcommands: [EvalShapeWorld.self, EvalMethods.self, EvalBlind.self, EvalVAE.self, EvalAudit.self, EvalPolicy.self, EvalSwitch.self])
+        subcommands: [EvalShapeWorld.self, EvalMethods.self, EvalBlind.self, EvalVAE.self, EvalAudit.self, EvalPolicy.self, EvalSwitch.self,
+                      EvalPromptLoop.self])
 }
 
 /// The model and prompt set an evaluation runs on.
@@ -532,4 +533,84 @@ func writeSheets(_ items: [(RGBImage, String)], to folder: String) throws -> Int
                       to: folder + "/sheet-\(s / perSheet + 1).png")
     }
     return (items.count + perSheet - 1) / perSheet
+}
+
+/// The paper's tables on the miniature, one suite per command (issue 13). Each writes OUT.md and
+/// OUT.json with the command, commit, machine and wall time.
+struct EvalPromptLoop: ParsableCommand {
+    enum Suite: String, ExpressibleByArgument, CaseIterable {
+        case overhead
+    }
+
+    static let configuration = CommandConfiguration(
+        commandName: "promptloop",
+        abstract: "The paper's tables on the miniature, one suite per run (written to --out as .md and .json).",
+        discussion: """
+            Suites: overhead — seconds per image at batch 8 (20 DDIM steps, guidance 5, VAE decode of \
+            the final images) for N_R = 0, 1, 3, 5 in open and closed loop, each relative to N_R = 0 \
+            measured in the same run (interleaved, median of --repeats after a warm-up round), the \
+            closed loop's cost split into x̂₀ decode and policy generation, beside the paper's \
+            1.00 / 1.05 / 1.13 / 1.23 (A100, SDXL). Measure on an idle machine. The ablation, main, \
+            steps, fidelity and transfer suites are not built yet.
+            """)
+
+    @Option(help: "The suite: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var suite: Suite
+
+    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
+    var model: String?
+
+    @Option(help: "Policy: a transformers LLaVA folder (default: the embedded policy).")
+    var policy: String?
+
+    @Option(help: "PEFT adapter on the policy, or `none` (default: the shipped GRPO adapter).")
+    var adapter: String?
+
+    @Option(help: "Images per batch.")
+    var batch = 8
+
+    @Option(help: "Timed repeats per configuration (the median is reported).")
+    var repeats = 3
+
+    @Option(help: "Write the table to OUT.md and OUT.json (e.g. docs/results/overhead).")
+    var out: String?
+
+    @OptionGroup var threadOption: ThreadOption
+
+    func validate() throws {
+        guard (1...256).contains(batch), (1...100).contains(repeats) else {
+            throw ValidationError("--batch must be in 1…256 and --repeats in 1…100")
+        }
+    }
+
+    func run() throws {
+        threadOption.apply()
+        let started = Date()
+        guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
+        let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: "ddim")
+        let agent = LlavaPolicy(chat: try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter),
+                                sampling: SamplingConfig(greedy: true, maxNewTokens: 48))
+        let protocolSteps = EvaluationProtocol().steps
+        let suite = OverheadSuite(benchmark: RefineBenchmark(pipeline: pipeline, policy: agent, refinements: [],
+                                                             batch: batch, steps: protocolSteps, repeats: repeats))
+        let rows = try suite.run()
+        let table = OverheadSuite.markdown(rows)
+        print(table)
+        guard let out else { return }
+        let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let header = """
+            Command: `\(command)`
+            Commit: \(gitCommit()) · machine: \(machineDescription()) · wall time \
+            \(ProgressMeter.duration(Date().timeIntervalSince(started)))
+            Batch \(batch), \(protocolSteps) DDIM steps, guidance 5, greedy policy replies (≤ 48 tokens), \
+            refinements at equal intervals, median of \(repeats) interleaved repeats after a warm-up round.
+            """
+        try (header + "\n\n" + table + "\n").write(toFile: out + ".md", atomically: true, encoding: .utf8)
+        let object: [String: Any] = ["suite": "overhead", "command": command, "commit": gitCommit(),
+                                     "machine": machineDescription(), "batch": batch, "repeats": repeats,
+                                     "rows": OverheadSuite.json(rows)]
+        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            .write(to: URL(fileURLWithPath: out + ".json"), options: .atomic)
+        print("wrote \(out).md and \(out).json")
+    }
 }

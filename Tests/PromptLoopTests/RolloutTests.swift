@@ -145,3 +145,26 @@ let queries = ["two red circles", "a blue square left of a green triangle"]
         #expect(try policy.act(states).map(\.tokens) == actions.map(\.tokens))
     }
 }
+
+/// The overhead suite times every configuration it reports: plain once, open and closed loop at
+/// N_R = 1, 3, 5, each with as many refinements as it says and the closed loop alone decoding x̂₀.
+@Suite struct OverheadSuiteTests {
+    @Test func everyRowIsTimedWithItsRefinements() throws {
+        let pipe = try embedded()
+        let policy = ScriptedPolicy.repeating()
+        let suite = OverheadSuite(benchmark: RefineBenchmark(pipeline: pipe, policy: policy, refinements: [], batch: 1,
+                                                             steps: 6, repeats: 1))
+        let rows = try suite.run(prompt: "a red circle")
+        #expect(rows.map(\.mode) == [.none, .open, .closed, .open, .closed, .open, .closed])
+        #expect(rows.map(\.count) == [0, 1, 1, 3, 3, 5, 5])
+        for r in rows {
+            #expect(r.secondsPerImage > 0)
+            #expect((r.decodePerImage > 0) == (r.mode == .closed), "\(r.mode) \(r.count)")
+        }
+        // Warm-up and one timed round: the policy acted 2 × (1 + 3 + 5) times per mode pair.
+        #expect(policy.seen.count == 2 * 2 * (1 + 3 + 5))
+        let table = OverheadSuite.markdown(rows)
+        #expect(table.split(separator: "\n").count == 2 + 4)
+        #expect(table.contains("1.23×"))
+    }
+}

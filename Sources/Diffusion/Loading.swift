@@ -3,17 +3,27 @@ import Torch
 import TorchNN
 
 extension UNet2DConditionModel {
-    /// Loads `unet/` (config and weights, strictly).
+    /// Loads `unet/` (config and weights, strictly), with the LoRA of `options.unetLoRA` on its
+    /// attention projections when given (frozen, like the base: for inference).
     public static func load(folder: String, options: LoadOptions = .init()) throws -> UNet2DConditionModel {
         let config = try ModelFolder.config(UNet2DConditionConfig.self, in: folder)
         try config.validate(file: (folder as NSString).appendingPathComponent("config.json"))
         let weights = try ModelFolder.weights(in: folder, variant: options.variant)
         let store = try ParameterStore(device: options.device, dtype: options.dtype)
         store.limitScalars(to: weights)
+        store.loraInjection = try options.unetInjection()
         let model = try withNoGrad { try UNet2DConditionModel(config: config, path: store.root) }
         try store.checkBudget(config: (folder as NSString).appendingPathComponent("config.json"))
         store.freeze()
         try store.load(from: weights)
+        if let lora = options.unetLoRA {
+            let adapters = store.parameters.filter(\.isAdapter).count
+            guard adapters > 0 else {
+                throw ModelError.badConfig(file: lora + "/" + UNetLoRA.fileName,
+                                           message: "its target modules match no layer of the UNet in \(folder)")
+            }
+            try UNetLoRA.load(folder: lora, into: store)
+        }
         return model
     }
 }

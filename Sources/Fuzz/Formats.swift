@@ -108,6 +108,11 @@ nonisolated(unsafe) let allFormats: [Format] = [
         try file.verifyChecksum()
         for name in file.names { _ = try file.tensor(name) }
     },
+    Format(name: "unet-lora", folder: "Tests/DiffusionTests/Fixtures/unet-lora", file: "pytorch_lora_weights.safetensors",
+           seeds: { [try bytes("Tests/DiffusionTests/Fixtures/unet-lora/pytorch_lora_weights.safetensors")] },
+           lies: safetensorsLie, kind: .binary) { root, _ in
+        _ = try UNet2DConditionModel.load(folder: repository + "/Models/shapeworld-sd/unet", options: LoadOptions(unetLoRA: root))
+    },
     Format(name: "gguf", folder: nil, file: "case.gguf", seeds: { [try bytes("Tests/GGUFTests/Fixtures/tiny.gguf")] },
            lies: ggufLie, kind: .binary) { _, path in
         // What the tool reads of any GGUF file: metadata, tensors (dequantised), the tokenizer; the

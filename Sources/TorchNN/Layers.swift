@@ -6,20 +6,59 @@ public protocol UnaryModule {
 }
 
 /// `y = x·Wᵀ + b`. Registers `weight` `[out, in]` and `bias` `[out]` (as `torch.nn.Linear`).
+///
+/// When the store carries a ``LoRAInjection`` whose targets name this layer (PEFT's rule: the key
+/// is a target or ends with `.` + a target), the layer also registers `lora_A.weight` `[r, in]`
+/// (Kaiming-uniform) and `lora_B.weight` `[out, r]` (zeros) as adapter parameters and adds
+/// `scaling · B(A(x))` — so a model built with an injection plan is a PEFT-adapted model with
+/// PEFT's keys, without its code knowing.
 public final class Linear: UnaryModule {
     public let weight: Tensor
     public let bias: Tensor?
     public let inFeatures: Int
     public let outFeatures: Int
+    /// The injected adapter, if any: A, B, the scaling, and the store whose `adaptersEnabled` switches it.
+    public let adapter: (a: Tensor, b: Tensor, scaling: Double, store: ParameterStore)?
 
     public init(_ path: ParameterPath, _ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         weight = path.parameter("weight", [outFeatures, inFeatures], .kaimingUniform(fanIn: inFeatures))
         self.bias = bias ? path.parameter("bias", [outFeatures], .kaimingUniform(fanIn: inFeatures)) : nil
+        if let plan = path.store.loraInjection, plan.targets(path.key) {
+            let a = (path / "lora_A").parameter("weight", [plan.rank, inFeatures], .kaimingUniform(fanIn: inFeatures),
+                                                isAdapter: true)
+            let b = (path / "lora_B").parameter("weight", [outFeatures, plan.rank], .zeros, isAdapter: true)
+            adapter = (a, b, plan.alpha / Double(plan.rank), path.store)
+        } else {
+            adapter = nil
+        }
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { x.linear(weight, bias) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = x.linear(weight, bias)
+        guard let adapter, adapter.store.adaptersEnabled else { return y }
+        return y + x.linear(adapter.a).linear(adapter.b) * adapter.scaling
+    }
+}
+
+/// Which `Linear` layers of a model get a LoRA adapter as it is built (``ParameterStore/loraInjection``):
+/// rank, alpha and PEFT's `target_modules` (`to_q`, `to_out.0`, …).
+public struct LoRAInjection: Sendable, Equatable {
+    public var rank: Int
+    public var alpha: Double
+    public var targetModules: Set<String>
+
+    public init(rank: Int, alpha: Double, targetModules: Set<String>) {
+        self.rank = rank
+        self.alpha = alpha
+        self.targetModules = targetModules
+    }
+
+    /// PEFT's matching: the module's key equals a target or ends with `.` + a target.
+    public func targets(_ key: String) -> Bool {
+        targetModules.contains { key == $0 || key.hasSuffix("." + $0) }
+    }
 }
 
 /// 2-D convolution. Registers `weight` `[out, in/groups, k, k]` and `bias` `[out]` (as `torch.nn.Conv2d`).

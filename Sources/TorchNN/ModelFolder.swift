@@ -65,10 +65,13 @@ public struct LoadOptions: Sendable {
     public var device: Device = .cpu
     /// Weight file variant (`fp16` reads `diffusion_pytorch_model.fp16.safetensors`).
     public var variant: String? = nil
+    /// A UNet LoRA folder in diffusers' format (`pytorch_lora_weights.safetensors`) to apply.
+    public var unetLoRA: String? = nil
 
-    public init(dtype: DType = .float32, device: Device = .cpu, variant: String? = nil) {
+    public init(dtype: DType = .float32, device: Device = .cpu, variant: String? = nil, unetLoRA: String? = nil) {
         self.dtype = dtype
         self.device = device
         self.variant = variant
+        self.unetLoRA = unetLoRA
     }
 }

@@ -63,6 +63,10 @@ public final class ParameterStore: @unchecked Sendable {
     public var scalarBudget: Int? = nil
     /// The first parameter registered past ``scalarBudget`` (or with an overflowing shape).
     public private(set) var budgetExceeded: String? = nil
+    /// LoRA adapters to add to the `Linear` layers it targets as a model is built (set before building).
+    public var loraInjection: LoRAInjection? = nil
+    /// When false, injected adapters are skipped (the base model: a reference for KL terms).
+    public var adaptersEnabled = true
 
     public init(device: Device = .cpu, dtype: DType = .float32, seed: UInt64 = 0) throws {
         try device.validate()

@@ -539,7 +539,7 @@ func writeSheets(_ items: [(RGBImage, String)], to folder: String) throws -> Int
 /// OUT.json with the command, commit, machine and wall time.
 struct EvalPromptLoop: ParsableCommand {
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case overhead
+        case overhead, fidelity
     }
 
     static let configuration = CommandConfiguration(
@@ -550,8 +550,16 @@ struct EvalPromptLoop: ParsableCommand {
             the final images) for N_R = 0, 1, 3, 5 in open and closed loop, each relative to N_R = 0 \
             measured in the same run (interleaved, median of --repeats after a warm-up round), the \
             closed loop's cost split into x̂₀ decode and policy generation, beside the paper's \
-            1.00 / 1.05 / 1.13 / 1.23 (A100, SDXL). Measure on an idle machine. The ablation, main, \
-            steps, fidelity and transfer suites are not built yet.
+            1.00 / 1.05 / 1.13 / 1.23 (A100, SDXL). Measure on an idle machine.
+
+            fidelity — per --method (NAME=MODE[:N_R[:ADAPTER]], as `eval methods`, sharing its cache \
+            of per-image verdicts and final prompts), over --seeds images of every prompt of --set: the \
+            share of the query's constraints the final prompt still states (ShapeWorld's parser), how \
+            often it names a shape, colour or size the query does not, the cosine between the text \
+            encoder's pooled embeddings of query and final prompt, and the 10 prompts that drifted \
+            furthest.
+
+            The ablation, main, steps and transfer suites are not built yet.
             """)
 
     @Option(help: "The suite: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -575,16 +583,33 @@ struct EvalPromptLoop: ParsableCommand {
     @Option(help: "Write the table to OUT.md and OUT.json (e.g. docs/results/overhead).")
     var out: String?
 
+    @Option(name: .customLong("method"), help: "fidelity: NAME=MODE[:N_R[:ADAPTER]] (repeatable).")
+    var methods: [String] = []
+
+    @Option(help: "fidelity: prompt set.")
+    var set = "Data/shapeworld/v1/eval.jsonl"
+
+    @Option(help: "fidelity: seeds per prompt, 0..<N.")
+    var seeds = 4
+
+    @Option(help: "fidelity: folder of cached per-image verdicts (shared with `eval methods`).")
+    var cache = "runs/eval-cache"
+
     @OptionGroup var threadOption: ThreadOption
 
     func validate() throws {
-        guard (1...256).contains(batch), (1...100).contains(repeats) else {
-            throw ValidationError("--batch must be in 1…256 and --repeats in 1…100")
+        guard (1...256).contains(batch), (1...100).contains(repeats), (1...64).contains(seeds) else {
+            throw ValidationError("--batch must be in 1…256, --repeats in 1…100 and --seeds in 1…64")
+        }
+        if suite == .fidelity {
+            guard !methods.isEmpty else { throw ValidationError("the fidelity suite needs at least one --method") }
+            for m in methods { do { _ = try MethodSpec.parse(m) } catch { throw ValidationError("\(error)") } }
         }
     }
 
     func run() throws {
         threadOption.apply()
+        if suite == .fidelity { return try runFidelity() }
         let started = Date()
         guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
         let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: "ddim")
@@ -609,6 +634,45 @@ struct EvalPromptLoop: ParsableCommand {
         let object: [String: Any] = ["suite": "overhead", "command": command, "commit": gitCommit(),
                                      "machine": machineDescription(), "batch": batch, "repeats": repeats,
                                      "rows": OverheadSuite.json(rows)]
+        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            .write(to: URL(fileURLWithPath: out + ".json"), options: .atomic)
+        print("wrote \(out).md and \(out).json")
+    }
+
+    func runFidelity() throws {
+        let started = Date()
+        let specs = try methods.map { try MethodSpec.parse($0) }
+        let records = try PromptSets.readJSONLines(path: set)
+        guard !records.isEmpty else { throw CLIError("the prompt set \(set) has no records") }
+        guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
+        let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: "ddim")
+        let setName = ((set as NSString).lastPathComponent as NSString).deletingPathExtension
+        let evaluation = MethodEvaluation(evaluation: EvaluationProtocol(seeds: seeds), batch: 16, cacheFolder: cache)
+        var all: [[MethodItem]] = []
+        for spec in specs {
+            let start = Date()
+            all.append(try evaluation.run(spec, set: setName, records: records, pipeline: pipeline, policy: { adapter in
+                try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter ?? "none")
+            }) { done, total in
+                let elapsed = Date().timeIntervalSince(start)
+                statusLine(String(format: "%@: %d/%d images  %.0f s", spec.name, done, total, elapsed), done: done == total)
+            })
+        }
+        let table = FidelityTable(methods: specs, items: all, records: records, pipeline: pipeline)
+        let markdown = table.markdown()
+        print(markdown)
+        guard let out else { return }
+        let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let header = """
+            Command: `\(command)`
+            Commit: \(gitCommit()) · machine: \(machineDescription()) · wall time \
+            \(ProgressMeter.duration(Date().timeIntervalSince(started))) (cached images not re-sampled)
+            Protocol: DDIM η = 0, \(EvaluationProtocol().steps) steps, guidance \(EvaluationProtocol().guidance), \
+            seeds 0–\(seeds - 1), \(records.count) prompts of \(set); one final prompt per (prompt, seed).
+            """
+        try (header + "\n\n" + markdown + "\n").write(toFile: out + ".md", atomically: true, encoding: .utf8)
+        let object: [String: Any] = ["suite": "fidelity", "command": command, "commit": gitCommit(),
+                                     "machine": machineDescription(), "seeds": seeds, "set": set, "rows": table.json()]
         try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             .write(to: URL(fileURLWithPath: out + ".json"), options: .atomic)
         print("wrote \(out).md and \(out).json")

@@ -81,6 +81,10 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Weight file variant (e.g. fp16).")
     var variant: String?
 
+    @Option(help: ArgumentHelp("A UNet LoRA folder in diffusers' format (pytorch_lora_weights.safetensors, as "
+        + "`pipe.save_lora_weights` writes and `pipe.load_lora_weights` reads) to apply.", valueName: "dir"))
+    var unetLora: String?
+
     @Flag(help: "Print no progress bar.")
     var quiet = false
 
@@ -167,7 +171,8 @@ struct GenerateCommand: ParsableCommand {
         }
         let text = positionalPrompt ?? prompt ?? ""
         let pipeline = try StableDiffusionPipeline.load(
-            folder: folder, options: LoadOptions(dtype: DType(name: dtype) ?? .float32, device: device, variant: variant),
+            folder: folder, options: LoadOptions(dtype: DType(name: dtype) ?? .float32, device: device, variant: variant,
+                                                 unetLoRA: unetLora),
             scheduler: scheduler)
         if pipeline.usedFallbackScheduler {
             warn("the folder's scheduler is not supported; using DDIM with its noise schedule (pick one with --scheduler)")

@@ -302,6 +302,8 @@ public final class UNet2DConditionModel {
     let convIn: Conv2d
     let timeEmbedding: TimestepEmbedding
     let addEmbedding: TimestepEmbedding?
+    /// The parameters (and any LoRA adapters injected as it was built).
+    public let store: ParameterStore
     let downBlocks: [UNetDownBlock]
     let midResnets: [ResnetBlock2D]
     let midAttentions: [Transformer2D]
@@ -312,6 +314,7 @@ public final class UNet2DConditionModel {
     public init(config: UNet2DConditionConfig, path p: ParameterPath) throws {
         try config.validate()
         self.config = config
+        store = p.store
         dtype = p.store.dtype
         let n = config.blockOutChannels.count
         let channels = config.blockOutChannels

@@ -370,17 +370,8 @@ public final class StableDiffusionPipeline {
                 (context, added) = try conditioning()
             }
             let result: SchedulerStep = withNoGrad {
-                let input = cfg ? Tensor.cat([latents, latents], dim: 0) : latents
-                let scaled = scheduler.scaleModelInput(input, stepIndex: i)
-                var noise = unet(scaled, timestep: Tensor(scalar: Float(t)), context: context, added: added)
-                if cfg {
-                    let parts = noise.chunk(2, dim: 0)
-                    let (uncond, text) = (parts[0], parts[1])
-                    noise = uncond + (text - uncond) * options.guidance
-                    if options.guidanceRescale > 0 {
-                        noise = rescaleNoise(noise, text: text, rescale: options.guidanceRescale)
-                    }
-                }
+                let noise = guidedNoise(latents, stepIndex: i, context: context, added: added, guidance: options.guidance,
+                                        guidanceRescale: options.guidanceRescale)
                 return scheduler.step(modelOutput: noise, stepIndex: i, sample: latents, generator: generator)
             }
             latents = result.prevSample
@@ -393,6 +384,33 @@ public final class StableDiffusionPipeline {
             }
         }
         return (latents, current.map { $0.prompt ?? "" })
+    }
+
+    /// The noise prediction the sampling loop steps with at step `i`: the UNet on the scaled latents
+    /// (doubled under classifier-free guidance, `context` holding the negatives first), guided and
+    /// optionally rescaled. Differentiable when gradients are on (DDPO's recomputation).
+    public func guidedNoise(_ latents: Tensor, stepIndex i: Int, context: Tensor, added: AddedConditioning?,
+                            guidance: Double, guidanceRescale: Double = 0) -> Tensor {
+        let cfg = guidance > 1
+        let input = cfg ? Tensor.cat([latents, latents], dim: 0) : latents
+        let scaled = scheduler.scaleModelInput(input, stepIndex: i)
+        var noise = unet(scaled, timestep: Tensor(scalar: Float(scheduler.timesteps[i])), context: context, added: added)
+        if cfg {
+            let parts = noise.chunk(2, dim: 0)
+            let (uncond, text) = (parts[0], parts[1])
+            noise = uncond + (text - uncond) * guidance
+            if guidanceRescale > 0 { noise = rescaleNoise(noise, text: text, rescale: guidanceRescale) }
+        }
+        return noise
+    }
+
+    /// The cross-attention context of `prompts` as the sampling loop builds it for an SD pipeline:
+    /// the empty prompt's rows first under guidance (> 1), then the prompts'.
+    public func textContext(_ prompts: [String], guidance: Double) throws -> Tensor {
+        guard kind == .sd else { throw DiffusionError.invalidArgument("textContext is for SD pipelines (SDXL adds pooled embeddings)") }
+        let rows = try prompts.map { try embed($0).context }
+        let negatives = guidance > 1 ? try prompts.map { _ in try negativeEmbedding(nil).context } : []
+        return Tensor.cat(negatives + rows, dim: 0).to(unet.dtype)
     }
 
     /// Decodes UNet-space latents (or x̂₀) to images in [0, 1], `[B, 3, H, W]` float32.

@@ -9,6 +9,8 @@ import Torch
 /// log-density of the sample under it (mean over every dimension but the batch, `[B]`).
 public struct DDIMLogProbStep {
     public let prevSample: Tensor
+    /// x̂₀ of this step (clipped as the config says).
+    public let predOriginalSample: Tensor
     public let mean: Tensor
     public let std: Double
     public let logProb: Tensor
@@ -53,6 +55,49 @@ extension DDIMScheduler {
         // log N(x; μ, σ²) per element, averaged over all but the batch dimension.
         let perElement = (sampled.detached() - mean).square() * (-1 / (2 * s * s)) - (Foundation.log(s) + 0.5 * Foundation.log(2 * Double.pi))
         let dims = Array(1..<perElement.rank)
-        return DDIMLogProbStep(prevSample: sampled, mean: mean, std: s, logProb: perElement.mean(dims: dims))
+        return DDIMLogProbStep(prevSample: sampled, predOriginalSample: x0, mean: mean, std: s,
+                               logProb: perElement.mean(dims: dims))
+    }
+}
+
+/// DDIM with η > 0 that records every step it takes — the latents before, the drawn latents after,
+/// and the log-density of the draw — so that a pipeline's ordinary sampling loop yields the
+/// trajectory DDPO trains on. Hand it to a pipeline as its scheduler.
+public final class RecordingDDIMScheduler: Scheduler {
+    /// One recorded step.
+    public struct Record {
+        public let stepIndex: Int
+        public let latents: Tensor
+        public let next: Tensor
+        public let logProb: Tensor
+    }
+
+    public let base: DDIMScheduler
+    public private(set) var records: [Record] = []
+
+    /// `base` must have η > 0.
+    public init(_ base: DDIMScheduler) throws {
+        guard base.eta > 0 else { throw DiffusionError.invalidArgument("a recording DDIM scheduler needs eta > 0") }
+        self.base = base
+    }
+
+    public var config: SchedulerConfig { base.config }
+    public var timesteps: [Double] { base.timesteps }
+    public var initNoiseSigma: Double { base.initNoiseSigma }
+
+    /// Also clears the records (a new trajectory starts).
+    public func setTimesteps(_ count: Int) throws {
+        records = []
+        try base.setTimesteps(count)
+    }
+
+    public func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, generator: Generator?) -> SchedulerStep {
+        // The pipeline's loop calls in order with a generator; eta > 0 was checked at init.
+        guard let r = try? base.stepWithLogProb(modelOutput: modelOutput, stepIndex: stepIndex, sample: sample,
+                                                generator: generator) else {
+            preconditionFailure("RecordingDDIMScheduler: step \(stepIndex) without a generator or outside the timesteps")
+        }
+        records.append(Record(stepIndex: stepIndex, latents: sample, next: r.prevSample, logProb: r.logProb))
+        return SchedulerStep(prevSample: r.prevSample, predOriginalSample: r.predOriginalSample)
     }
 }

@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "MiniatureTests", dependencies: ["Miniature", "Diffusion", "ShapeWorld", "Tokenizers", "Torch",
                                                            "TorchNN", "VisionLanguage", "Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "PromptLoopTests", dependencies: ["PromptLoop", "ShapeWorld", "Diffusion", "VisionLanguage",
-                                                            "Imaging", "Torch"]),
+                                                            "Imaging", "Torch", "TorchNN", "Training", "Rewards"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "ShapeWorld", "Imaging", "Torch"], exclude: ["Fixtures"]),
         // Runs the built `promptloop` binary end to end on tiny fixtures.
         .testTarget(name: "CLITests", dependencies: ["promptloop", "Torch"]),

@@ -4,14 +4,15 @@ import TorchNN
 
 extension UNet2DConditionModel {
     /// Loads `unet/` (config and weights, strictly), with the LoRA of `options.unetLoRA` on its
-    /// attention projections when given (frozen, like the base: for inference).
+    /// attention projections when given (frozen, like the base: for inference), or a fresh one for
+    /// training (`options.freshUNetLoRA`, frozen too until the trainer unfreezes it).
     public static func load(folder: String, options: LoadOptions = .init()) throws -> UNet2DConditionModel {
         let config = try ModelFolder.config(UNet2DConditionConfig.self, in: folder)
         try config.validate(file: (folder as NSString).appendingPathComponent("config.json"))
         let weights = try ModelFolder.weights(in: folder, variant: options.variant)
-        let store = try ParameterStore(device: options.device, dtype: options.dtype)
+        let store = try ParameterStore(device: options.device, dtype: options.dtype, seed: options.seed)
         store.limitScalars(to: weights)
-        store.loraInjection = try options.unetInjection()
+        store.loraInjection = try options.unetInjection() ?? options.freshUNetLoRA
         let model = try withNoGrad { try UNet2DConditionModel(config: config, path: store.root) }
         try store.checkBudget(config: (folder as NSString).appendingPathComponent("config.json"))
         store.freeze()

@@ -373,6 +373,10 @@ public struct PolicyRecipe {
     public var export: String?
     /// Constraint sets no training query may have (the eval and novel prompt sets).
     public var excluded: Set<ConstraintSet>
+    /// A policy folder to start from (its config, tokenizer and weights) instead of a fresh one.
+    public var initial: String?
+    /// Share of describe examples (the rest rewrite).
+    public var describeFraction = 0.5
 
     public init(folder: String, diffusion: String, settings: RunSettings, excluded: Set<ConstraintSet>,
                 export: String? = nil) {
@@ -386,14 +390,33 @@ public struct PolicyRecipe {
     public func run(progress: (RunEvent) -> Void = { _ in }) throws {
         try settings.validate()
         try RunLock.createFolder(folder)
+        guard (0...1).contains(describeFraction) else {
+            throw MiniatureError.invalidSettings("describe fraction \(describeFraction) is not in [0, 1]")
+        }
         let modelFolder = folder + "/policy"
         if !FileManager.default.fileExists(atPath: modelFolder + "/config.json") {
-            try MiniaturePolicy.writeFolder(to: modelFolder,
-                                            vocabulary: MiniaturePolicy.vocabulary(seed: 11, samples: 20_000))
+            if let initial {
+                try FileManager.default.createDirectory(atPath: modelFolder, withIntermediateDirectories: true)
+                for file in ["config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
+                             "tokenizer_config.json"] {
+                    let source = initial + "/" + file
+                    guard FileManager.default.fileExists(atPath: source) else { continue }
+                    try FileManager.default.copyItem(atPath: source, toPath: modelFolder + "/" + file)
+                }
+            } else {
+                try MiniaturePolicy.writeFolder(to: modelFolder,
+                                                vocabulary: MiniaturePolicy.vocabulary(seed: 11, samples: 20_000))
+            }
         }
         let pipeline = try StableDiffusionPipeline.load(folder: diffusion, scheduler: "ddim")
         let data = PolicyData(pipeline: pipeline, excluded: excluded)
+        data.describeFraction = describeFraction
         let trainer = try PolicyTrainer(folder: modelFolder, seed: settings.seed, schedule: settings.schedule)
+        if let initial {
+            // The starting weights; a checkpoint in the run folder (a resume) replaces them in runStage.
+            let source = RenamedSource(try ModelFolder.weights(in: initial), rename: LlavaModel.sanitize)
+            try trainer.store.load(from: source, selection: .all)
+        }
         let finished = try runStage("policy", folder: folder, settings: settings, trainer: trainer, columns: ["loss"],
                                     progress: progress) {
             let loss = try trainer.trainStep(try data.batch(seed: settings.seed, step: trainer.step, size: settings.batch))

@@ -180,42 +180,17 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
         evalQueries = try v(.evalQueries, d.evalQueries)
         evalRefinements = try v(.evalRefinements, d.evalRefinements)
         maxNonfinite = try v(.maxNonfinite, d.maxNonfinite)
-        let known = Set(CodingKeys.allCases.map(\.stringValue))
-        let extra = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { !known.contains($0) }
-        if let key = extra.sorted().first {
-            throw DecodingError.dataCorrupted(.init(codingPath: [AnyKey(stringValue: key)],
-                                                    debugDescription: "unknown key `\(key)`"))
-        }
+        try rejectUnknownKeys(decoder, known: CodingKeys.allCases.map(\.stringValue))
     }
 
     /// Reads a `run.json`; unknown keys and wrong types are errors naming the file and key.
-    public static func load(path: String) throws -> GRPOConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw EvaluationError.badFile(path: path, line: nil, message: "cannot read the run configuration")
-        }
-        do {
-            return try JSONDecoder().decode(GRPOConfig.self, from: data)
-        } catch let DecodingError.dataCorrupted(context) {
-            throw EvaluationError.badFile(path: path, line: nil, message: Self.describe(context))
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw EvaluationError.badFile(path: path, line: nil, message: "wrong type: " + Self.describe(context))
-        } catch let DecodingError.valueNotFound(_, context) {
-            throw EvaluationError.badFile(path: path, line: nil, message: "missing value: " + Self.describe(context))
-        } catch {
-            throw EvaluationError.badFile(path: path, line: nil, message: "not a run configuration: \(error)")
-        }
-    }
+    public static func load(path: String) throws -> GRPOConfig { try decodeRunFile(path: path) }
 
     /// Reads a `run.json` and checks its values on their own; every error names the file.
     public static func loadValidated(path: String) throws -> GRPOConfig {
         let c = try load(path: path)
         do { try c.validate() } catch { throw EvaluationError.badFile(path: path, line: nil, message: "\(error)") }
         return c
-    }
-
-    static func describe(_ context: DecodingError.Context) -> String {
-        let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-        return key.isEmpty ? context.debugDescription : "`\(key)`: \(context.debugDescription)"
     }
 
     /// The resolved configuration as JSON (sorted keys), for the run folder.
@@ -278,6 +253,39 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return (try? String(decoding: encoder.encode(c), as: UTF8.self)) ?? ""
+    }
+}
+
+/// Reads a run file (`run.json`) as `T`; unreadable files, wrong types and unknown keys are errors
+/// naming the file and the key.
+func decodeRunFile<T: Decodable>(path: String) throws -> T {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw EvaluationError.badFile(path: path, line: nil, message: "cannot read the run configuration")
+    }
+    func describe(_ context: DecodingError.Context) -> String {
+        let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+        return key.isEmpty ? context.debugDescription : "`\(key)`: \(context.debugDescription)"
+    }
+    do {
+        return try JSONDecoder().decode(T.self, from: data)
+    } catch let DecodingError.dataCorrupted(context) {
+        throw EvaluationError.badFile(path: path, line: nil, message: describe(context))
+    } catch let DecodingError.typeMismatch(_, context) {
+        throw EvaluationError.badFile(path: path, line: nil, message: "wrong type: " + describe(context))
+    } catch let DecodingError.valueNotFound(_, context) {
+        throw EvaluationError.badFile(path: path, line: nil, message: "missing value: " + describe(context))
+    } catch {
+        throw EvaluationError.badFile(path: path, line: nil, message: "not a run configuration: \(error)")
+    }
+}
+
+/// Throws for the first key (sorted) of the decoder's object that is not in `known`.
+func rejectUnknownKeys(_ decoder: Decoder, known: [String]) throws {
+    let known = Set(known)
+    let extra = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { !known.contains($0) }
+    if let key = extra.sorted().first {
+        throw DecodingError.dataCorrupted(.init(codingPath: [AnyKey(stringValue: key)],
+                                                debugDescription: "unknown key `\(key)`"))
     }
 }
 

@@ -14,18 +14,47 @@ public enum GRPOEvent: Sendable {
     case exported(String)
 }
 
-/// A GRPO run in `folder`.
-public struct GRPORun {
+/// A trainer that an ``IterativeRun`` drives: one iteration per ``step()``, checkpoints of its whole
+/// state, an evaluation of withheld queries, and an adapter to export at the end.
+public protocol IterativeTrainer: AnyObject {
+    /// Iterations done.
+    var iteration: Int { get }
+    /// What must match for a checkpoint to be resumed (the settings that change the iterations).
+    var signature: String { get }
+    /// The iterations of the whole run; checkpoint and evaluation periods (0: never evaluate).
+    var runLength: (iterations: Int, saveEvery: Int, evalEvery: Int) { get }
+    /// Images scored per iteration (the learning curve's x axis) and the curve's title.
+    var imagesPerIteration: Int { get }
+    var curveTitle: String { get }
+    /// The resolved configuration, written as the run folder's `config.json`.
+    func configJSON() throws -> Data
+    func step() throws -> GRPOIterationMetrics
+    /// The withheld queries with the trained adapter.
+    func evaluate() throws -> [String: Double]
+    /// The same without any method (plain sampling), logged once at iteration 0; nil when the
+    /// trainer's start is already plain sampling.
+    func evaluatePlain() throws -> [String: Double]?
+    func save(to path: String) throws
+    func resume(from path: String) throws
+    /// Writes the trained adapter (PEFT or diffusers folder).
+    func saveAdapter(to folder: String) throws
+}
+
+/// A training run as a folder: `config.json`, `metrics.jsonl`, checkpoints every `saveEvery`
+/// iterations (atomic, checksummed, the previous one kept), the learning curve, and the adapter
+/// under `adapterName` at the end. The same command again resumes from the last complete checkpoint;
+/// a lock keeps a second run off the folder.
+public struct IterativeRun {
     public var folder: String
-    public var config: GRPOConfig
     /// Stop (checkpointed) after this iteration; the same command later continues.
     public var until: Int?
-    /// Also copy the final adapter here (PEFT folder).
+    /// Also copy the final adapter here.
     public var export: String?
+    /// The adapter's folder name inside the run folder.
+    public var adapterName = "adapter"
 
-    public init(folder: String, config: GRPOConfig, until: Int? = nil, export: String? = nil) {
+    public init(folder: String, until: Int? = nil, export: String? = nil) {
         self.folder = folder
-        self.config = config
         self.until = until
         self.export = export
     }
@@ -33,15 +62,16 @@ public struct GRPORun {
     public var checkpointPath: String { folder + "/checkpoint.safetensors" }
     public var metricsPath: String { folder + "/metrics.jsonl" }
 
-    /// Trains (or resumes) to `until` or the last iteration; returns the trainer.
+    /// Locks the folder, builds the trainer with `make` (after the lock: loading takes a while),
+    /// resumes and trains to `until` or the end.
     @discardableResult
-    public func run(trainer given: GRPOTrainer? = nil, progress: (GRPOEvent) -> Void = { _ in }) throws -> GRPOTrainer {
-        try config.validate()
+    public func run<T: IterativeTrainer>(make: () throws -> T, progress: (GRPOEvent) -> Void = { _ in }) throws -> T {
         if let until, until <= 0 { throw EvaluationError.invalidArgument("--until must be positive, got \(until)") }
         try createFolder(folder)
         let lock = try RunLock(folder: folder)
         defer { withExtendedLifetime(lock) {} }
-        let trainer = try given ?? GRPOTrainer.load(config: config)
+        let trainer = try make()
+        let (iterations, saveEvery, evalEvery) = trainer.runLength
         let log = MetricsLog(path: metricsPath)
         if let found = try TrainingCheckpoint.resumable(path: checkpointPath, signature: trainer.signature) {
             try trainer.resume(from: found)
@@ -50,11 +80,11 @@ public struct GRPORun {
         } else {
             try log.truncate(after: 0)
         }
-        try writeAtomically(try config.json(), to: folder + "/config.json")
-        let stop = Swift.min(until ?? config.iterations, config.iterations)
-        if trainer.iteration == 0 && config.evalEvery > 0 && !log.has(iteration: 0) {
-            var values = try prefixed(trainer.evaluate(), "eval/")
-            values.merge(try prefixed(trainer.evaluate(plain: true), "eval/plain_")) { $1 }
+        try writeAtomically(try trainer.configJSON(), to: folder + "/config.json")
+        let stop = Swift.min(until ?? iterations, iterations)
+        if trainer.iteration == 0 && evalEvery > 0 && !log.has(iteration: 0) {
+            var values = prefixed(try trainer.evaluate(), "eval/")
+            if let plain = try trainer.evaluatePlain() { values.merge(prefixed(plain, "eval/plain_")) { $1 } }
             try log.append(["iteration": 0] + values)
             progress(.evaluated(iteration: 0, values: values))
         }
@@ -64,23 +94,22 @@ public struct GRPORun {
             var line = metrics.values
             line["iteration"] = Double(metrics.iteration)
             let i = metrics.iteration
-            let evaluate = config.evalEvery > 0 && (i % config.evalEvery == 0 || i == config.iterations)
-            if evaluate {
-                let values = try prefixed(trainer.evaluate(), "eval/")
+            if evalEvery > 0 && (i % evalEvery == 0 || i == iterations) {
+                let values = prefixed(try trainer.evaluate(), "eval/")
                 line.merge(values) { $1 }
                 progress(.evaluated(iteration: i, values: values))
             }
             try log.append(line, note: metrics.skipReason)
-            if i % config.saveEvery == 0 || i == stop {
+            if i % saveEvery == 0 || i == stop {
                 try trainer.save(to: checkpointPath)
-                try writeCurve(log)
+                try writeCurve(log, trainer: trainer)
             }
             progress(.iteration(meter, metrics))
         }
-        try writeCurve(log)
-        if trainer.iteration >= config.iterations {
-            try trainer.saveAdapter(to: folder + "/adapter")
-            progress(.exported(folder + "/adapter"))
+        try writeCurve(log, trainer: trainer)
+        if trainer.iteration >= iterations {
+            try trainer.saveAdapter(to: folder + "/" + adapterName)
+            progress(.exported(folder + "/" + adapterName))
             if let export {
                 try trainer.saveAdapter(to: export)
                 progress(.exported(export))
@@ -105,19 +134,19 @@ public struct GRPORun {
         }
     }
 
-    /// reward and withheld strict score against images scored (PNG).
-    func writeCurve(_ log: MetricsLog) throws {
+    /// reward and withheld strict score against images scored (PNG and SVG).
+    func writeCurve<T: IterativeTrainer>(_ log: MetricsLog, trainer: T) throws {
         let rows = log.rows()
-        let images = Double(config.queriesPerIteration * config.groupSize)
+        let images = Double(trainer.imagesPerIteration)
         func series(_ key: String) -> [(Double, Double)] {
             rows.compactMap { row in
                 guard let i = row["iteration"], let v = row[key], v.isFinite else { return nil }
                 return (i * images, v)
             }
         }
-        var plot = LinePlot(title: "GRPO (\(config.mode.rawValue), \(config.reward))", xLabel: "images scored")
+        var plot = LinePlot(title: trainer.curveTitle, xLabel: "images scored")
         for (key, label) in [("reward", "reward (training rollouts)"), ("rollout/strict", "strict (training rollouts)"),
-                             ("eval/strict", "strict (withheld queries, greedy)")] {
+                             ("eval/strict", "strict (withheld queries)")] {
             let points = series(key)
             if points.count >= 2 { plot.add(label, points: points) }
         }
@@ -128,6 +157,34 @@ public struct GRPORun {
         guard !plot.series.isEmpty else { return }
         try PNG.write(try plot.image(), to: folder + "/learning_curve.png")
         try writeAtomically(Data(try plot.svg().utf8), to: folder + "/learning_curve.svg")
+    }
+}
+
+/// A GRPO run in `folder` (an ``IterativeRun`` of a ``GRPOTrainer``).
+public struct GRPORun {
+    public var folder: String
+    public var config: GRPOConfig
+    /// Stop (checkpointed) after this iteration; the same command later continues.
+    public var until: Int?
+    /// Also copy the final adapter here (PEFT folder).
+    public var export: String?
+
+    public init(folder: String, config: GRPOConfig, until: Int? = nil, export: String? = nil) {
+        self.folder = folder
+        self.config = config
+        self.until = until
+        self.export = export
+    }
+
+    public var checkpointPath: String { folder + "/checkpoint.safetensors" }
+    public var metricsPath: String { folder + "/metrics.jsonl" }
+
+    /// Trains (or resumes) to `until` or the last iteration; returns the trainer.
+    @discardableResult
+    public func run(trainer given: GRPOTrainer? = nil, progress: (GRPOEvent) -> Void = { _ in }) throws -> GRPOTrainer {
+        try config.validate()
+        return try IterativeRun(folder: folder, until: until, export: export)
+            .run(make: { try given ?? GRPOTrainer.load(config: config) }, progress: progress)
     }
 }
 

@@ -366,21 +366,12 @@ public final class GRPOTrainer {
                     high += ((ratio .> (1 + config.epsilonHigh)).logicalAnd(a .> 0).to(.float32) * included).sum().item()
                 }
             }
-            if let poison = Faults.poison("loss", at: iteration + 1) { loss *= poison }
-            guard loss.isFinite else {
-                optimizer.zeroGrad()
-                throw NonFiniteValue(description: "the GRPO loss became \(loss) at iteration \(iteration + 1)")
+            let outcome = guardedAccumulatedStep(loss: loss, optimizer: optimizer, maxNorm: config.maxGradNorm,
+                                                 step: iteration + 1)
+            if let reason = outcome.skipReason {
+                throw NonFiniteValue(description: "GRPO update: " + reason.replacingOccurrences(of: "step", with: "iteration"))
             }
-            if let poison = Faults.poison("grad", at: iteration + 1),
-               let grad = optimizer.parameters.lazy.compactMap(\.grad).first {
-                withNoGrad { grad.reshape([-1]).narrow(dim: 0, start: 0, length: 1).fill_(poison) }
-            }
-            let norm = clipGradNorm(optimizer.parameters, maxNorm: config.maxGradNorm)
-            guard norm.isFinite else {
-                optimizer.zeroGrad()
-                throw NonFiniteValue(description: "the gradient norm became \(norm) at iteration \(iteration + 1)")
-            }
-            optimizer.step()
+            let norm = outcome.gradNorm
             if epoch == 0 {
                 let n = Swift.max(tokens, 1)
                 let all = Swift.max(rows.reduce(0.0) { $0 + Double($1.tokens.count) }, 1)
@@ -397,7 +388,7 @@ public final class GRPOTrainer {
     /// The withheld training queries under the run's mode, greedy policy, `eval_refinements` equal
     /// intervals, fixed noise: strict / soft / strict-exact means (with `adapters` false, the policy
     /// without its adapters).
-    public func evaluate(adapters: Bool = true, plain: Bool = false) throws -> [String: Double] {
+    public func evaluate(adapters: Bool, plain: Bool = false) throws -> [String: Double] {
         let records = sampler.withheld
         guard !records.isEmpty else { return [:] }
         let agent = LlavaPolicy(chat: chat, sampling: SamplingConfig(greedy: true, maxNewTokens: config.maxNewTokens),
@@ -424,7 +415,7 @@ public final class GRPOTrainer {
 
     // MARK: Checkpoints
 
-    var signature: String { "grpo " + config.signature }
+    public var signature: String { "grpo " + config.signature }
 
     /// Writes adapters, optimizer moments, the iteration and the skip counters, atomically. The
     /// random state is the run's seed and the iteration: every draw is a pure function of both.
@@ -461,4 +452,15 @@ func groupStdMean(_ rewards: [Double], groupSize: Int) -> Double {
         GRPO.unbiasedStd(Array(rewards[$0..<Swift.min($0 + groupSize, rewards.count)]))
     }
     return mean(groups)
+}
+
+extension GRPOTrainer: IterativeTrainer {
+    public var runLength: (iterations: Int, saveEvery: Int, evalEvery: Int) {
+        (config.iterations, config.saveEvery, config.evalEvery)
+    }
+    public var imagesPerIteration: Int { config.queriesPerIteration * config.groupSize }
+    public var curveTitle: String { "GRPO (\(config.mode.rawValue), \(config.reward))" }
+    public func configJSON() throws -> Data { try config.json() }
+    public func evaluate() throws -> [String: Double] { try evaluate(adapters: true, plain: false) }
+    public func evaluatePlain() throws -> [String: Double]? { try evaluate(adapters: true, plain: true) }
 }

@@ -67,6 +67,11 @@ public struct LoadOptions: Sendable {
     public var variant: String? = nil
     /// A UNet LoRA folder in diffusers' format (`pytorch_lora_weights.safetensors`) to apply.
     public var unetLoRA: String? = nil
+    /// A fresh LoRA (B = 0, A Kaiming-uniform from `seed`) on the UNet layers it targets, for training;
+    /// ignored when `unetLoRA` is given.
+    public var freshUNetLoRA: LoRAInjection? = nil
+    /// Seed of the parameter store (the initial values of fresh adapters).
+    public var seed: UInt64 = 0
 
     public init(dtype: DType = .float32, device: Device = .cpu, variant: String? = nil, unetLoRA: String? = nil) {
         self.dtype = dtype

@@ -38,6 +38,29 @@ public func guardedStep(_ loss: Tensor, optimizer: AdamW, maxNorm: Double, step 
     return GuardedStep(loss: value, gradNorm: norm, skipReason: nil)
 }
 
+/// Gradient clipping and the optimiser step of training step `n` after several backward passes
+/// accumulated the gradients of losses that sum to `loss`: applied only when `loss` and the gradient
+/// norm are finite, otherwise the gradients are cleared and the reason returned. The same fault hooks
+/// as ``guardedStep(_:optimizer:maxNorm:step:)``.
+public func guardedAccumulatedStep(loss: Double, optimizer: AdamW, maxNorm: Double, step n: Int) -> GuardedStep {
+    var value = loss
+    if let poison = Faults.poison("loss", at: n) { value *= poison }
+    guard value.isFinite else {
+        optimizer.zeroGrad()
+        return GuardedStep(loss: value, gradNorm: .nan, skipReason: "the loss was \(value) at step \(n)")
+    }
+    if let poison = Faults.poison("grad", at: n), let grad = optimizer.parameters.lazy.compactMap(\.grad).first {
+        withNoGrad { grad.reshape([-1]).narrow(dim: 0, start: 0, length: 1).fill_(poison) }
+    }
+    let norm = clipGradNorm(optimizer.parameters, maxNorm: maxNorm)
+    guard norm.isFinite else {
+        optimizer.zeroGrad()
+        return GuardedStep(loss: value, gradNorm: norm, skipReason: "the gradient norm was \(norm) at step \(n)")
+    }
+    optimizer.step()
+    return GuardedStep(loss: value, gradNorm: norm, skipReason: nil)
+}
+
 /// Counts skipped steps and stops a run after `limit` in a row, with the cause of the last.
 public struct NonFiniteGuard: Sendable {
     public let limit: Int

@@ -147,6 +147,13 @@ struct PretrainPolicy: ParsableCommand {
     @Option(help: "Copy the finished model folder here (e.g. Models/shapeworld-policy).")
     var export: String?
 
+    @Option(name: .customLong("init"),
+            help: "Start from this policy folder's weights, config and tokenizer instead of a fresh model.")
+    var initial: String?
+
+    @Option(help: "Share of describe examples; the rest are rewrites.")
+    var describeFraction = 0.5
+
     @OptionGroup var options: RunOptions
 
     func run() throws {
@@ -156,7 +163,10 @@ struct PretrainPolicy: ParsableCommand {
         }
         var excluded = Set<ConstraintSet>()
         for path in exclude { excluded.formUnion(try PromptSets.readJSONLines(path: path).map(\.constraints)) }
-        try PolicyRecipe(folder: folder, diffusion: diffusion, settings: options.settings, excluded: excluded,
-                         export: export).run(progress: printRunEvent)
+        var recipe = PolicyRecipe(folder: folder, diffusion: diffusion, settings: options.settings,
+                                  excluded: excluded, export: export)
+        recipe.initial = initial
+        recipe.describeFraction = describeFraction
+        try recipe.run(progress: printRunEvent)
     }
 }

@@ -41,7 +41,7 @@ struct PromptLoopCommand: ParsableCommand {
             images with ShapeEval; `rewrite` and `lm` run the policy language model; `eval`, \
             `pretrain`, `shapeworld` and `bench` measure, train and benchmark.
             """,
-        subcommands: [GenerateCommand.self, TrainCommand.self, RewriteCommand.self, LMCommand.self, EvalCommand.self, PretrainCommand.self,
+        subcommands: [GenerateCommand.self, TrainCommand.self, TrainWeightsCommand.self, RewriteCommand.self, LMCommand.self, EvalCommand.self, PretrainCommand.self,
                       ShapeWorldCommand.self, BenchCommand.self]
     )
 }

@@ -124,23 +124,27 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         threadOption.apply()
         let run = GRPORun(folder: folder, config: try resolved(), until: until, export: export)
-        try run.run { event in
-            switch event {
-            case .resumed(let checkpoint, let iteration):
-                print("resumed from \(checkpoint) at iteration \(iteration)")
-            case .iteration(let meter, let m):
-                let v = m.values
-                let text = m.skipped ? "skipped: \(m.skipReason ?? "")"
-                    : String(format: "reward %.3f  strict %.3f  kl %.4f  invalid %.2f", v["reward"] ?? .nan,
-                             v["rollout/strict"] ?? .nan, v["kl"] ?? .nan, v["invalid_actions"] ?? .nan)
-                report(meter, step: m.iteration, text: text)
-            case .evaluated(let iteration, let values):
-                let text = values.keys.sorted().map { String(format: "%@ %.3f", $0, values[$0]!) }.joined(separator: "  ")
-                statusLine("", done: true)
-                print("iteration \(iteration): \(text)")
-            case .exported(let path):
-                print("adapter: \(path)")
-            }
-        }
+        try run.run(progress: printTrainingEvent)
+    }
+}
+
+/// The progress of a GRPO or weight-level run: a status line per iteration, a line per evaluation.
+func printTrainingEvent(_ event: GRPOEvent) {
+    switch event {
+    case .resumed(let checkpoint, let iteration):
+        print("resumed from \(checkpoint) at iteration \(iteration)")
+    case .iteration(let meter, let m):
+        let v = m.values
+        var text = m.skipped ? "skipped: \(m.skipReason ?? "")"
+            : String(format: "reward %.3f  strict %.3f  kl %.4f", v["reward"] ?? .nan, v["rollout/strict"] ?? .nan,
+                     v["kl"] ?? .nan)
+        if !m.skipped, let invalid = v["invalid_actions"] { text += String(format: "  invalid %.2f", invalid) }
+        report(meter, step: m.iteration, text: text)
+    case .evaluated(let iteration, let values):
+        let text = values.keys.sorted().map { String(format: "%@ %.3f", $0, values[$0]!) }.joined(separator: "  ")
+        statusLine("", done: true)
+        print("iteration \(iteration): \(text)")
+    case .exported(let path):
+        print("adapter: \(path)")
     }
 }

@@ -33,8 +33,23 @@ struct Trainer: CustomTestStringConvertible, Sendable {
         Trainer(name: "train (GRPO)", arguments: { folder, steps in
             ["train", "--config", tinyGRPOConfig, "--run", folder, "--iterations", "\(steps)", "--threads", "1"]
         }, log: "metrics.jsonl"),
+        Trainer(name: "train-weights ddpo", arguments: { folder, steps in
+            ["train-weights", "ddpo", "--config", tinyDDPOConfig, "--run", folder, "--iterations", "\(steps)",
+             "--threads", "1"]
+        }, log: "metrics.jsonl"),
     ]
 }
+
+/// A DDPO run of one query × two images, two diffusion steps, two optimiser steps per iteration.
+let tinyDDPOConfig: String = {
+    let path = NSTemporaryDirectory() + "promptloop-tiny-ddpo-\(getpid()).json"
+    let config = """
+        {"steps": 2, "queries_per_iteration": 1, "images_per_query": 2, "train_batch_size": 1, "micro_batch": 1,
+         "stat_buffer": 4, "stat_min_count": 2, "save_every": 1, "eval_every": 0, "eval_queries": 6}
+        """
+    try? config.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}()
 
 /// A GRPO run of two groups of two, four diffusion steps, short replies.
 let tinyGRPOConfig: String = {
@@ -152,7 +167,7 @@ func allFinite(_ path: String) throws -> Bool {
     func nonFiniteValuesNeverReachTheWeights(_ trainer: Trainer) throws {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let isGRPO = trainer.name.hasPrefix("train")
+        let isGRPO = trainer.name.hasPrefix("train")  // GRPO and the weight-level trainers: iterations, rewards
         // Isolated faults, each followed by a good step.
         let faults = "nan-loss@2,inf-grad@4,nan-grad@6" + (isGRPO ? ",nan-reward@8,inf-reward@10" : "")
         let steps = isGRPO ? 10 : 7

@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import PromptLoop
+
+struct TrainWeightsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-weights",
+        abstract: "Train a weight-level baseline: a LoRA of the diffusion model's UNet against a reward.",
+        discussion: """
+            The baselines PromptLoop is compared with and stacked on: they change the diffusion model \
+            (a LoRA on the UNet's attention projections, saved in diffusers' format so that \
+            `pipe.load_lora_weights(DIR)` and `promptloop generate --unet-lora DIR` read it), where \
+            PromptLoop changes only the prompt. Only DDPO exists so far; Diffusion-DPO and ReFL are \
+            not built yet.
+            """,
+        subcommands: [TrainDDPO.self])
+}
+
+struct TrainDDPO: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ddpo",
+        abstract: "DDPO (Black et al. 2023) on a UNet LoRA, with ddpo-pytorch's semantics.",
+        discussion: """
+            Each iteration samples QUERIES training queries (balanced over the six categories) × \
+            IMAGES-PER-QUERY images with a stochastic DDIM (η = 1) that records every step's \
+            log-density, scores them against the query, normalises each reward by its prompt's recent \
+            rewards (or the batch's, for prompts seen fewer than stat_min_count times), and updates the \
+            LoRA with the clipped surrogate of each step's likelihood ratio. The variant and its \
+            departures from ddpo-pytorch are stated in Sources/PromptLoop/DDPOTrainer.swift.
+
+            Settings come from --config (a JSON file with DDPOConfig's keys: iterations, \
+            queries_per_iteration, images_per_query, inner_epochs, clip_range, adv_clip_max, \
+            timestep_fraction, stat_buffer, stat_min_count, reward, learning_rate, lora_rank, …); flags \
+            override keys. The run folder holds config.json, metrics.jsonl, checkpoint.safetensors \
+            (atomic, every save_every iterations; the per-prompt reward buffers are part of it), \
+            learning_curve.png/svg and, when done, lora/ in diffusers' format. The same command resumes \
+            a stopped or killed run; a checkpoint of other settings is refused.
+            """)
+
+    @Option(help: "Run configuration (JSON); flags override its keys.")
+    var config: String?
+
+    @Option(name: .customLong("run"), help: "Run folder.")
+    var folder = "runs/ddpo"
+
+    @Option(help: "Iterations of the run.")
+    var iterations: Int?
+
+    @Option(help: "Queries per iteration.")
+    var queries: Int?
+
+    @Option(help: "Images per query.")
+    var imagesPerQuery: Int?
+
+    @Option(help: "AdamW learning rate.")
+    var learningRate: Double?
+
+    @Option(help: "Reward: shapeeval_soft, shapeeval_strict, shapeeval_strict_exact or a weighted sum.")
+    var reward: String?
+
+    @Option(help: "Seed of the run.")
+    var seed: UInt64?
+
+    @Option(help: "Denoising steps T.")
+    var steps: Int?
+
+    @Option(help: "Checkpoint every this many iterations.")
+    var saveEvery: Int?
+
+    @Option(help: "Evaluate the withheld training queries every this many iterations (0: never).")
+    var evalEvery: Int?
+
+    @Option(help: "Training queries withheld for evaluation.")
+    var evalQueries: Int?
+
+    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
+    var diffusion: String?
+
+    @Option(help: "Stop after this iteration (checkpointed); the same command later continues.")
+    var until: Int?
+
+    @Option(help: "Also write the finished LoRA here (diffusers folder).")
+    var export: String?
+
+    @OptionGroup var threadOption: ThreadOption
+
+    func resolved() throws -> DDPOConfig {
+        var c = try config.map { try DDPOConfig.load(path: $0) } ?? DDPOConfig()
+        if let iterations { c.iterations = iterations }
+        if let queries { c.queriesPerIteration = queries }
+        if let imagesPerQuery { c.imagesPerQuery = imagesPerQuery }
+        if let learningRate { c.learningRate = learningRate }
+        if let reward { c.reward = reward }
+        if let seed { c.seed = seed }
+        if let steps { c.steps = steps }
+        if let saveEvery { c.saveEvery = saveEvery }
+        if let evalEvery { c.evalEvery = evalEvery }
+        if let evalQueries { c.evalQueries = evalQueries }
+        if let diffusion { c.diffusion = diffusion }
+        do { try c.validate() } catch {
+            throw ValidationError(config.map { "\($0) (with the flags given): \(error)" } ?? "\(error)")
+        }
+        return c
+    }
+
+    func validate() throws {
+        _ = try resolved()
+        if let until, until <= 0 { throw ValidationError("--until must be positive") }
+    }
+
+    func run() throws {
+        threadOption.apply()
+        let config = try resolved()
+        var run = IterativeRun(folder: folder, until: until, export: export)
+        run.adapterName = "lora"
+        try run.run(make: { try DDPOTrainer.load(config: config) }, progress: printTrainingEvent)
+    }
+}

@@ -134,7 +134,8 @@ public struct ShapeEvalReward: Reward {
 
 // MARK: - Composite
 
-/// A weighted sum of rewards: Σ wᵢ·rᵢ, each part's score kept in the details under its name.
+/// A weighted sum of rewards: Σ wᵢ·rᵢ, each part's score kept in the details under its name, and the
+/// parts' details under theirs.
 public struct CompositeReward: Reward {
     public var parts: [(reward: any Reward, weight: Double)]
 
@@ -157,6 +158,8 @@ public struct CompositeReward: Reward {
             for i in out.indices {
                 out[i].value += weight * scores[i].value
                 out[i].details[reward.name] = scores[i].value
+                // The parts' own details too (ShapeEval's strict / soft / strict_exact), first part first.
+                for (key, value) in scores[i].details where out[i].details[key] == nil { out[i].details[key] = value }
             }
         }
         return out

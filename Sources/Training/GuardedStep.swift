@@ -26,16 +26,7 @@ public func guardedStep(_ loss: Tensor, optimizer: AdamW, maxNorm: Double, step 
         return GuardedStep(loss: value, gradNorm: .nan, skipReason: "the loss was \(value) at step \(n)")
     }
     loss.backward()
-    if let poison = Faults.poison("grad", at: n), let grad = optimizer.parameters.lazy.compactMap(\.grad).first {
-        withNoGrad { grad.reshape([-1]).narrow(dim: 0, start: 0, length: 1).fill_(poison) }
-    }
-    let norm = clipGradNorm(optimizer.parameters, maxNorm: maxNorm)
-    guard norm.isFinite else {
-        optimizer.zeroGrad()
-        return GuardedStep(loss: value, gradNorm: norm, skipReason: "the gradient norm was \(norm) at step \(n)")
-    }
-    optimizer.step()
-    return GuardedStep(loss: value, gradNorm: norm, skipReason: nil)
+    return clippedStep(loss: value, optimizer: optimizer, maxNorm: maxNorm, step: n)
 }
 
 /// Gradient clipping and the optimiser step of training step `n` after several backward passes
@@ -49,6 +40,11 @@ public func guardedAccumulatedStep(loss: Double, optimizer: AdamW, maxNorm: Doub
         optimizer.zeroGrad()
         return GuardedStep(loss: value, gradNorm: .nan, skipReason: "the loss was \(value) at step \(n)")
     }
+    return clippedStep(loss: value, optimizer: optimizer, maxNorm: maxNorm, step: n)
+}
+
+/// The part after the backward pass: the gradient fault hook, clipping, and the step if the norm is finite.
+func clippedStep(loss value: Double, optimizer: AdamW, maxNorm: Double, step n: Int) -> GuardedStep {
     if let poison = Faults.poison("grad", at: n), let grad = optimizer.parameters.lazy.compactMap(\.grad).first {
         withNoGrad { grad.reshape([-1]).narrow(dim: 0, start: 0, length: 1).fill_(poison) }
     }

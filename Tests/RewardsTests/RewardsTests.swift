@@ -57,7 +57,8 @@ struct FixedReward: Reward {
         let scores = try composite.checkedScore(inputs)
         let expected: [Double] = [1.25, 2]
         #expect(scores.map(\.value) == expected)
-        #expect(scores[0].details == ["shapeeval_strict": 1, "fixed": 2])
+        // Each part's score under its name, and ShapeEval's own details beside them.
+        #expect(scores[0].details == ["shapeeval_strict": 1, "fixed": 2, "strict": 1, "soft": 1, "strict_exact": 1])
         #expect(composite.name == "0.25*shapeeval_strict+0.5*fixed")
     }
 

@@ -87,9 +87,11 @@ public struct FidelityTable {
             let cosines = PromptFidelity.cosines(pairs.map(\.0.prompt), pairs.map(\.1.finalPrompt), pipeline: pipeline)
             let n = Double(Swift.max(pairs.count, 1))
             var worst: [(String, String, Double)] = []
+            // One row per query text: eval.jsonl holds a few queries twice (other ids, same text and
+            // seeds, hence the same rollouts).
             var seen = Set<String>()
-            for i in cosines.indices.sorted(by: { cosines[$0] < cosines[$1] }) where !seen.contains(pairs[i].0.id) {
-                seen.insert(pairs[i].0.id)
+            for i in cosines.indices.sorted(by: { cosines[$0] < cosines[$1] }) where !seen.contains(pairs[i].0.prompt) {
+                seen.insert(pairs[i].0.prompt)
                 worst.append((pairs[i].0.prompt, pairs[i].1.finalPrompt, cosines[i]))
                 if worst.count == 10 { break }
             }
@@ -109,7 +111,7 @@ public struct FidelityTable {
                                 r.namesSomethingElse, r.cosine, r.strict))
         }
         for r in rows where !r.worst.isEmpty && r.worst.contains(where: { $0.cosine < 0.9999 }) {
-            lines += ["", "Worst drift of `\(r.method)` (lowest cosine, one per prompt):", "",
+            lines += ["", "Worst drift of `\(r.method)` (lowest cosine, one per query text):", "",
                       "| query | final prompt | cosine |", "|---|---|---:|"]
             for w in r.worst {
                 lines.append("| \(w.query) | \(w.final.replacingOccurrences(of: "|", with: "\\|")) | \(String(format: "%.3f", w.cosine)) |")

@@ -18,17 +18,30 @@ public struct MethodSpec: Codable, Sendable, Equatable {
     public var refinements: Int
     /// A PEFT adapter folder on the policy (nil: the policy without adapters).
     public var adapter: String?
+    /// A UNet LoRA folder (diffusers' format) on the diffusion model — a weight-level method's
+    /// weights, alone or under PromptLoop (nil: the model as it is).
+    public var unetLoRA: String?
 
-    public init(name: String, mode: RolloutMode, refinements: Int = 0, adapter: String? = nil) {
+    public init(name: String, mode: RolloutMode, refinements: Int = 0, adapter: String? = nil,
+                unetLoRA: String? = nil) {
         self.name = name
         self.mode = mode
         self.refinements = refinements
         self.adapter = adapter
+        self.unetLoRA = unetLoRA
     }
 
-    /// Parses `NAME=MODE[:N_R[:ADAPTER]]`: `plain=none`, `pretrained=closed:5`,
-    /// `grpo=closed:5:Models/shapeworld-policy/adapters/promptloop`, `ff=feed-forward`.
+    /// Parses `NAME=MODE[:N_R[:ADAPTER]][@UNET_LORA]`: `plain=none`, `pretrained=closed:5`,
+    /// `grpo=closed:5:Models/shapeworld-policy/adapters/promptloop`, `ff=feed-forward`,
+    /// `ddpo=none@Models/shapeworld-sd/lora/ddpo` (the diffusion model with a UNet LoRA).
     public static func parse(_ text: String) throws -> MethodSpec {
+        if let at = text.lastIndex(of: "@") {
+            let lora = String(text[text.index(after: at)...])
+            guard !lora.isEmpty else { throw EvaluationError.invalidArgument("method `\(text)`: empty UNet LoRA after `@`") }
+            var spec = try parse(String(text[..<at]))
+            spec.unetLoRA = lora
+            return spec
+        }
         let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
         guard parts.count == 2, !parts[0].isEmpty,
               parts[0].allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {

@@ -8,6 +8,7 @@ import PromptLoop
 import ShapeWorld
 import Torch
 import Training
+import TorchNN
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -315,9 +316,10 @@ struct EvalMethods: ParsableCommand {
         abstract: "Compare refinement methods on a prompt set: strict, strict-exact and soft ShapeEval per "
             + "category with 95% paired bootstrap intervals over prompts.",
         discussion: """
-            Each --method is NAME=MODE[:N_R[:ADAPTER]]: `plain=none`, `pretrained=closed:5` (the policy \
-            without adapters), `grpo=closed:5:Models/shapeworld-policy/adapters/promptloop`, \
-            `ff=feed-forward:1:ADAPTER`. The policy decodes greedily; refinements sit at equal \
+            Each --method is NAME=MODE[:N_R[:ADAPTER]][@UNET_LORA]: `plain=none`, `pretrained=closed:5` \
+            (the policy without adapters), `grpo=closed:5:Models/shapeworld-policy/adapters/promptloop`, \
+            `ff=feed-forward:1:ADAPTER`, `ddpo=none@runs/ddpo/lora` (the diffusion model with a UNet \
+            LoRA in diffusers' format; with a policy too it stacks PromptLoop on the tuned weights). The policy decodes greedily; refinements sit at equal \
             intervals. Every (prompt, seed) image is scored against the prompt's constraints and cached \
             in CACHE/SET/NAME.jsonl, so an interrupted run continues where it stopped. The first method \
             is the baseline of the differences. Writes OUT.md and OUT.json with the command, commit, \
@@ -326,7 +328,8 @@ struct EvalMethods: ParsableCommand {
 
     @OptionGroup var target: EvalTarget
 
-    @Option(name: .customLong("method"), help: "NAME=MODE[:N_R[:ADAPTER]] (repeatable; the first is the baseline).")
+    @Option(name: .customLong("method"),
+            help: "NAME=MODE[:N_R[:ADAPTER]][@UNET_LORA] (repeatable; the first is the baseline).")
     var methods: [String] = []
 
     @Option(help: "Policy: a transformers LLaVA folder (default: the embedded policy).")
@@ -383,13 +386,21 @@ struct EvalMethods: ParsableCommand {
         if let limit {
             records = CategoryTable.order.flatMap { c in records.filter { $0.category.rawValue == c }.prefix(limit) }
         }
-        let pipeline = try StableDiffusionPipeline.load(folder: try target.modelFolder(), scheduler: "ddim")
+        // One pipeline per UNet LoRA the methods name (nil: the model as it is), loaded when first needed.
+        var pipelines: [String: StableDiffusionPipeline] = [:]
+        func pipeline(_ lora: String?) throws -> StableDiffusionPipeline {
+            if let loaded = pipelines[lora ?? ""] { return loaded }
+            let p = try StableDiffusionPipeline.load(folder: try target.modelFolder(), options: LoadOptions(unetLoRA: lora),
+                                                     scheduler: "ddim")
+            pipelines[lora ?? ""] = p
+            return p
+        }
         let set = target.setName
         let evaluation = MethodEvaluation(evaluation: EvaluationProtocol(seeds: seeds), batch: batch, cacheFolder: cache)
         var all: [[MethodItem]] = []
         for spec in specs {
             let start = Date()
-            let items = try evaluation.run(spec, set: set, records: records, pipeline: pipeline, policy: { adapter in
+            let items = try evaluation.run(spec, set: set, records: records, pipeline: try pipeline(spec.unetLoRA), policy: { adapter in
                 try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter ?? "none")
             }) { done, total in
                 let elapsed = Date().timeIntervalSince(start)
@@ -501,6 +512,9 @@ struct EvalBlind: ParsableCommand {
             return
         }
         let specs = [try MethodSpec.parse(method), try MethodSpec.parse(baseline)]
+        if specs.contains(where: { $0.unetLoRA != nil }) {
+            throw ValidationError("the blind audit does not take a UNet LoRA (`@…`) yet; use `eval methods`")
+        }
         let records = try target.records()
         let set = target.setName
         let evaluation = MethodEvaluation(cacheFolder: cache)
@@ -642,6 +656,9 @@ struct EvalPromptLoop: ParsableCommand {
     func runFidelity() throws {
         let started = Date()
         let specs = try methods.map { try MethodSpec.parse($0) }
+        if specs.contains(where: { $0.unetLoRA != nil }) {
+            throw ValidationError("the fidelity suite does not take a UNet LoRA (`@…`) yet; use `eval methods`")
+        }
         let records = try PromptSets.readJSONLines(path: set)
         guard !records.isEmpty else { throw CLIError("the prompt set \(set) has no records") }
         guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }

@@ -126,3 +126,21 @@ func records(_ n: Int, category: PromptCategory = .singleObject) -> [PromptRecor
         #expect(throws: EvaluationError.self) { try VAERoundTrip.measure(vae: vae, scenes: 0, seed: 0) }
     }
 }
+
+@Suite struct MethodSpecTests {
+    @Test func parsesModesAdaptersAndUNetLoRAs() throws {
+        #expect(try MethodSpec.parse("plain=none") == MethodSpec(name: "plain", mode: .none))
+        #expect(try MethodSpec.parse("grpo=closed:5:Models/x") == MethodSpec(name: "grpo", mode: .closed, refinements: 5,
+                                                                               adapter: "Models/x"))
+        #expect(try MethodSpec.parse("ddpo=none@runs/ddpo/lora")
+            == MethodSpec(name: "ddpo", mode: .none, unetLoRA: "runs/ddpo/lora"))
+        #expect(try MethodSpec.parse("stack=closed:5:A@B") == MethodSpec(name: "stack", mode: .closed, refinements: 5,
+                                                                          adapter: "A", unetLoRA: "B"))
+        for bad in ["x=none@", "x=closed", "x=sideways", "=none", "x=open:many"] {
+            #expect(throws: EvaluationError.self, "\(bad)") { try MethodSpec.parse(bad) }
+        }
+        // A spec without a UNet LoRA encodes as before (existing caches' spec files still match).
+        let data = try JSONEncoder().encode(MethodSpec(name: "p", mode: .none))
+        #expect(!String(decoding: data, as: UTF8.self).contains("unetLoRA"))
+    }
+}

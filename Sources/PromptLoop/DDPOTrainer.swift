@@ -322,22 +322,8 @@ public final class DDPOTrainer {
         values["lr"] = config.learningRate
         iteration += 1
         values["images"] = Double(iteration * plan.records.count)
-        var metrics = GRPOIterationMetrics(iteration: iteration, values: values, skipped: false, skipReason: nil)
-        switch outcome {
-        case .success(let stats):
-            metrics.values.merge(stats) { $1 }
-            nonfiniteStreak = 0
-        case .failure(let error):
-            skipped += 1
-            nonfiniteStreak += 1
-            metrics.skipped = true
-            metrics.skipReason = "\(error)"
-            if nonfiniteStreak >= config.maxNonfinite {
-                throw TrainingError.diverged("\(nonfiniteStreak) iterations in a row skipped for a non-finite value "
-                    + "(max_nonfinite \(config.maxNonfinite)); the last: \(error)")
-            }
-        }
-        metrics.values["skipped"] = Double(skipped)
+        var metrics = try GRPOIterationMetrics(iteration: iteration, values: values, outcome: outcome, skipped: &skipped,
+                                               streak: &nonfiniteStreak, maxNonfinite: config.maxNonfinite)
         metrics.values["seconds"] = seconds(since: start)
         return metrics
     }

@@ -105,6 +105,35 @@ public struct GRPOIterationMetrics: Sendable {
     public var skipped: Bool
     /// Why it was skipped.
     public var skipReason: String?
+
+    public init(iteration: Int, values: [String: Double], skipped: Bool, skipReason: String?) {
+        self.iteration = iteration
+        self.values = values
+        self.skipped = skipped
+        self.skipReason = skipReason
+    }
+
+    /// An iteration's metrics from its outcome: the update's statistics merged in, or the iteration
+    /// counted as skipped (`skipped`, `streak`); `maxNonfinite` skips in a row throw with the cause.
+    init(iteration: Int, values: [String: Double], outcome: Result<[String: Double], Error>, skipped: inout Int,
+         streak: inout Int, maxNonfinite: Int) throws {
+        self.init(iteration: iteration, values: values, skipped: false, skipReason: nil)
+        switch outcome {
+        case .success(let stats):
+            self.values.merge(stats) { $1 }
+            streak = 0
+        case .failure(let error):
+            skipped += 1
+            streak += 1
+            self.skipped = true
+            skipReason = "\(error)"
+            if streak >= maxNonfinite {
+                throw TrainingError.diverged("\(streak) iterations in a row skipped for a non-finite value "
+                    + "(max_nonfinite \(maxNonfinite)); the last: \(error)")
+            }
+        }
+        self.values["skipped"] = Double(skipped)
+    }
 }
 
 /// A non-finite value that stopped an update; the trainer skips the iteration.
@@ -269,22 +298,8 @@ public final class GRPOTrainer {
         values["lr"] = learningRate(at: iteration)
         iteration += 1
         values["images"] = Double(iteration * plan.records.count)
-        var metrics = GRPOIterationMetrics(iteration: iteration, values: values, skipped: false, skipReason: nil)
-        switch outcome {
-        case .success(let stats):
-            metrics.values.merge(stats) { $1 }
-            nonfiniteStreak = 0
-        case .failure(let error):
-            skipped += 1
-            nonfiniteStreak += 1
-            metrics.skipped = true
-            metrics.skipReason = "\(error)"
-            if nonfiniteStreak >= config.maxNonfinite {
-                throw TrainingError.diverged("\(nonfiniteStreak) iterations in a row skipped for a non-finite value "
-                    + "(max_nonfinite \(config.maxNonfinite)); the last: \(error)")
-            }
-        }
-        metrics.values["skipped"] = Double(skipped)
+        var metrics = try GRPOIterationMetrics(iteration: iteration, values: values, outcome: outcome, skipped: &skipped,
+                                               streak: &nonfiniteStreak, maxNonfinite: config.maxNonfinite)
         metrics.values["seconds"] = seconds(since: start)
         return metrics
     }

@@ -33,10 +33,12 @@ public enum Miniature {
         return c
     }
 
-    public static func unetConfig() -> UNet2DConditionConfig {
+    /// The UNet; `width` is the first block's channel count (the shipped model: 64 → [64, 128, 128]).
+    /// The transfer backbone (`Models/shapeworld-sd-b`) uses 48. A multiple of 16 (the group norm).
+    public static func unetConfig(width: Int = 64) -> UNet2DConditionConfig {
         var c = UNet2DConditionConfig()
         c.sampleSize = .one(16)
-        c.blockOutChannels = [64, 128, 128]
+        c.blockOutChannels = [width, 2 * width, 2 * width]
         c.downBlockTypes = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"]
         c.upBlockTypes = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]
         c.layersPerBlock = .one(1)

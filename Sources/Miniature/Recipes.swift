@@ -196,16 +196,22 @@ public struct TextToImageRecipe {
     public var vae: String
     public var settings: RunSettings
     public var export: String?
+    /// The UNet's first block width (``Miniature/unetConfig(width:)``).
+    public var unetWidth: Int
 
-    public init(folder: String, vae: String, settings: RunSettings, export: String? = nil) {
+    public init(folder: String, vae: String, settings: RunSettings, export: String? = nil, unetWidth: Int = 64) {
         self.folder = folder
         self.vae = vae
         self.settings = settings
         self.export = export
+        self.unetWidth = unetWidth
     }
 
     public func run(progress: (RunEvent) -> Void = { _ in }) throws {
         try settings.validate()
+        guard unetWidth >= 16, unetWidth <= 1024, unetWidth % 16 == 0 else {
+            throw MiniatureError.invalidSettings("unet-width must be a multiple of 16 in 16…1024, got \(unetWidth)")
+        }
         try RunLock.createFolder(folder)
         let vaeModel = try AutoencoderKL.load(folder: vae)
         let tokenizerFolder = folder + "/tokenizer"
@@ -215,7 +221,7 @@ public struct TextToImageRecipe {
         }
         let tokenizer = try PipelineTokenizer.load(folder: tokenizerFolder, maxLength: Miniature.maxLength)
         let textConfig = Miniature.textConfig(vocabularySize: tokenizer.base.vocabularySize)
-        let unetConfig = Miniature.unetConfig()
+        let unetConfig = Miniature.unetConfig(width: unetWidth)
         let schedule = settings.schedule
         let trainer = try TextToImageTrainer(
             textConfig: textConfig, unetConfig: unetConfig, scheduler: Miniature.scheduler(className: "DDPMScheduler"),

@@ -204,8 +204,6 @@ public final class DDPOTrainer {
     public private(set) var nonfiniteStreak = 0
     let ddim: DDIMScheduler
     let recorder: RecordingDDIMScheduler
-    /// The protocol's scheduler (DDIM η = 0) for the withheld evaluation.
-    let evaluationScheduler: DDIMScheduler
 
     var store: ParameterStore { pipeline.unet.store }
 
@@ -227,8 +225,6 @@ public final class DDPOTrainer {
         ddim.eta = config.eta
         try ddim.setTimesteps(config.steps)
         recorder = try RecordingDDIMScheduler(ddim)
-        evaluationScheduler = try DDIMScheduler(c)
-        evaluationScheduler.eta = 0
         optimizer = AdamW(pipeline.unet.store.trainableTensors, learningRate: config.learningRate, betas: (0.9, 0.999),
                           weightDecay: config.weightDecay)
     }
@@ -237,20 +233,10 @@ public final class DDPOTrainer {
     /// training queries that `config` names (embedded defaults otherwise).
     public static func load(config: DDPOConfig, device: Device = .cpu) throws -> DDPOTrainer {
         try config.validate()
-        guard let diffusion = config.diffusion ?? EmbeddedModels.diffusion else {
-            throw EvaluationError.invalidArgument("no `diffusion` folder given and Models/shapeworld-sd is not here")
-        }
-        guard let trainSet = config.trainSet ?? EmbeddedModels.locate("Data/shapeworld/v1/train.jsonl", present: {
-            FileManager.default.fileExists(atPath: $0)
-        }) else {
-            throw EvaluationError.invalidArgument("no `train_set` given and Data/shapeworld/v1/train.jsonl is not here")
-        }
-        var options = LoadOptions(device: device)
-        options.freshUNetLoRA = config.lora
-        options.seed = config.seed &+ 0xDD90
-        let pipeline = try StableDiffusionPipeline.load(folder: diffusion, options: options, scheduler: "ddim")
+        let (pipeline, records) = try loadWithLoRA(diffusion: config.diffusion, trainSet: config.trainSet,
+                                                   lora: config.lora, seed: config.seed &+ 0xDD90, device: device)
         return try DDPOTrainer(config: config, pipeline: pipeline, reward: try RewardSpec.parse(config.reward),
-                               records: try PromptSets.readJSONLines(path: trainSet))
+                               records: records)
     }
 
     /// One iteration's draw: queries (balanced), one initial-noise seed per image, the seeds of the
@@ -411,35 +397,6 @@ public final class DDPOTrainer {
             return ((mean.detached() - base.mean).square().mean() / (2 * std * std)).item()
         }
     }
-
-    // MARK: Evaluation
-
-    /// The withheld training queries under the protocol (DDIM η = 0, the LoRA on or off), fixed noise:
-    /// strict / soft / strict-exact means.
-    public func evaluate(adapters: Bool) throws -> [String: Double] {
-        let withheld = sampler.withheld
-        guard !withheld.isEmpty else { return [:] }
-        let previous = (pipeline.scheduler, store.adaptersEnabled)
-        pipeline.scheduler = evaluationScheduler
-        store.adaptersEnabled = adapters
-        defer { (pipeline.scheduler, store.adaptersEnabled) = previous }
-        var images: [RGBImage] = []
-        for start in stride(from: 0, to: withheld.count, by: 16) {
-            let rows = Array(withheld[start..<Swift.min(start + 16, withheld.count)])
-            images += try withNoGrad {
-                let out = try pipeline.sample(prompts: rows.map(\.prompt), options: SamplingOptions(
-                    steps: config.steps, guidance: config.guidance, seed: 0,
-                    rowSeeds: rows.indices.map { UInt64(1000 + start + $0) }))
-                return pipeline.decodeImages(out.latents)
-            }
-        }
-        let scores = try ShapeEvalReward(.strict).checkedScore(zip(images, withheld).map {
-            RewardInput(image: $0, query: $1.prompt, constraints: $1.constraints)
-        })
-        var out: [String: Double] = [:]
-        for key in ["strict", "soft", "strict_exact"] { out[key] = mean(scores.map { $0.details[key] ?? 0 }) }
-        return out
-    }
 }
 
 extension DDPOTrainer: IterativeTrainer {
@@ -450,7 +407,10 @@ extension DDPOTrainer: IterativeTrainer {
     public var imagesPerIteration: Int { config.queriesPerIteration * config.imagesPerQuery }
     public var curveTitle: String { "DDPO (UNet LoRA, \(config.reward))" }
     public func configJSON() throws -> Data { try config.json() }
-    public func evaluate() throws -> [String: Double] { try evaluate(adapters: true) }
+    public func evaluate() throws -> [String: Double] {
+        try WithheldEvaluation.unetLoRA(pipeline: pipeline, withheld: sampler.withheld, steps: config.steps,
+                                        guidance: config.guidance, adapters: true)
+    }
     /// A fresh LoRA (B = 0) is the base model: iteration 0's evaluation is plain sampling already.
     public func evaluatePlain() throws -> [String: Double]? { nil }
 

@@ -14,7 +14,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure prompt alignment with ShapeEval.",
-        subcommands: [EvalShapeWorld.self, EvalMethods.self, EvalBlind.self, EvalVAE.self, EvalAudit.self, EvalPolicy.self, EvalSwitch.self,
+        subcommands: [EvalShapeWorld.self, EvalMethods.self, EvalBlind.self, EvalVAE.self, EvalAudit.self, EvalPolicy.self, EvalSwitch.self, EvalParaphrase.self,
                       EvalPromptLoop.self])
 }
 
@@ -305,6 +305,50 @@ struct EvalSwitch: ParsableCommand {
         let rows = try SwitchStudy(evaluation: EvaluationProtocol(seeds: seeds)).run(
             pipeline: pipeline, records: records, steps: step) { done, _ in report(meter, step: done, text: "") }
         print(SwitchStudy.markdown(rows))
+    }
+}
+
+struct EvalParaphrase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "paraphrase",
+        abstract: "What faithful rewording can do: each query against its paraphrases, from the same noise.",
+        discussion: """
+            Each query of the set (every N-th) is sampled as written and as K faithful paraphrases \
+            (ShapeWorld's paraphraser; each parses back to the query's constraints) from the same \
+            initial noise, and every image is scored against the query. The table gives, per category, \
+            the query's strict score, the mean over paraphrases, and the oracle "best of" (the image \
+            passes for the query or some paraphrase): the most a rewriter that keeps the constraints \
+            could gain by choosing words.
+            """)
+
+    @OptionGroup var target: EvalTarget
+
+    @Option(help: "Faithful paraphrases per query.")
+    var paraphrases = 8
+
+    @Option(help: "Only every N-th prompt of the set (spread over the categories).")
+    var every = 10
+
+    @Option(help: "Seeds per prompt: 0..<N.")
+    var seeds = 2
+
+    @OptionGroup var threadOption: ThreadOption
+
+    func validate() throws {
+        guard every > 0, seeds > 0 else { throw ValidationError("--every and --seeds must be positive") }
+        guard (1...64).contains(paraphrases) else { throw ValidationError("--paraphrases must be in 1…64") }
+    }
+
+    func run() throws {
+        threadOption.apply()
+        let all = try target.records()
+        let records = Swift.stride(from: 0, to: all.count, by: every).map { all[$0] }
+        let pipeline = try StableDiffusionPipeline.load(folder: try target.modelFolder(), scheduler: "ddim")
+        let study = ParaphraseStudy(evaluation: EvaluationProtocol(seeds: seeds), paraphrases: paraphrases)
+        let meter = ProgressMeter(total: (paraphrases + 1) * records.count * seeds, unit: "image")
+        let rows = try study.run(pipeline: pipeline, records: records) { done, _ in report(meter, step: done, text: "") }
+        statusLine("", done: true)
+        print(ParaphraseStudy.markdown(rows, paraphrases: paraphrases))
     }
 }
 

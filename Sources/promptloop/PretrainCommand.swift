@@ -112,11 +112,14 @@ struct PretrainT2I: ParsableCommand {
     @Option(help: "Write the finished pipeline here (diffusers layout).")
     var export: String?
 
+    @Option(help: "The UNet's first block width: channels [w, 2w, 2w], a multiple of 16 (64 for the embedded model, 48 for the transfer backbone). Keep it the same when resuming.")
+    var unetWidth = 64
+
     @OptionGroup var options: RunOptions
 
     func run() throws {
         options.apply()
-        try TextToImageRecipe(folder: folder, vae: vae, settings: options.settings, export: export)
+        try TextToImageRecipe(folder: folder, vae: vae, settings: options.settings, export: export, unetWidth: unetWidth)
             .run(progress: printRunEvent)
     }
 }

@@ -135,10 +135,14 @@ func printTrainingEvent(_ event: GRPOEvent) {
         print("resumed from \(checkpoint) at iteration \(iteration)")
     case .iteration(let meter, let m):
         let v = m.values
-        var text = m.skipped ? "skipped: \(m.skipReason ?? "")"
-            : String(format: "reward %.3f  strict %.3f  kl %.4f", v["reward"] ?? .nan, v["rollout/strict"] ?? .nan,
-                     v["kl"] ?? .nan)
-        if !m.skipped, let invalid = v["invalid_actions"] { text += String(format: "  invalid %.2f", invalid) }
+        // The trainer's own headline values, those it logs (DPO has no rollout reward, GRPO no pairs).
+        let shown: [(String, String, String)] = [
+            ("reward", "reward", "%.3f"), ("rollout/strict", "strict", "%.3f"), ("kl", "kl", "%.4f"),
+            ("invalid_actions", "invalid", "%.2f"), ("loss", "loss", "%.4f"), ("implicit_acc", "acc", "%.2f"),
+            ("pairs", "pairs", "%.0f"), ("delta_eps", "Δε²", "%.2e"),
+        ].filter { v[$0.0] != nil && !($0.0 == "loss" && v["reward"] != nil) }
+        let text = m.skipped ? "skipped: \(m.skipReason ?? "")"
+            : shown.map { "\($0.1) " + String(format: $0.2, v[$0.0]!) }.joined(separator: "  ")
         report(meter, step: m.iteration, text: text)
     case .evaluated(let iteration, let values):
         let text = values.keys.sorted().map { String(format: "%@ %.3f", $0, values[$0]!) }.joined(separator: "  ")

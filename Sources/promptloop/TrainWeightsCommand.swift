@@ -10,10 +10,9 @@ struct TrainWeightsCommand: ParsableCommand {
             The baselines PromptLoop is compared with and stacked on: they change the diffusion model \
             (a LoRA on the UNet's attention projections, saved in diffusers' format so that \
             `pipe.load_lora_weights(DIR)` and `promptloop generate --unet-lora DIR` read it), where \
-            PromptLoop changes only the prompt. Only DDPO exists so far; Diffusion-DPO and ReFL are \
-            not built yet.
+            PromptLoop changes only the prompt. DDPO and Diffusion-DPO exist; ReFL is not built yet.
             """,
-        subcommands: [TrainDDPO.self])
+        subcommands: [TrainDDPO.self, TrainDPO.self])
 }
 
 struct TrainDDPO: ParsableCommand {
@@ -114,5 +113,107 @@ struct TrainDDPO: ParsableCommand {
         var run = IterativeRun(folder: folder, until: until, export: export)
         run.adapterName = "lora"
         try run.run(make: { try DDPOTrainer.load(config: config) }, progress: printTrainingEvent)
+    }
+}
+
+struct TrainDPO: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dpo",
+        abstract: "Diffusion-DPO (Wallace et al. 2023) on a UNet LoRA, with DiffusionDPO's loss.",
+        discussion: """
+            Each iteration samples QUERIES training queries (balanced over the six categories) × \
+            IMAGES-PER-QUERY images with the frozen reference model (the LoRA off; DDIM η = 0, the \
+            protocol's sampler), scores them against the query, and makes a (winner, loser) pair of \
+            every two images of a query whose scores differ. The LoRA is trained on the pairs with the \
+            DPO loss on the denoising error against the reference: −log σ(−½β((e_w − e_l) − (e_w,ref − \
+            e_l,ref))), winner and loser noised with the same ε at the same t. The variant is stated \
+            in Sources/PromptLoop/DPOTrainer.swift.
+
+            Settings come from --config (a JSON file with DPOConfig's keys: iterations, \
+            queries_per_iteration, images_per_query, inner_epochs, beta, reward, learning_rate, \
+            train_batch_size, lora_rank, …); flags override keys. The run folder holds config.json, \
+            metrics.jsonl (loss, implicit_acc, model_mse, ref_mse, delta_eps, pairs), \
+            checkpoint.safetensors (atomic, every save_every iterations), learning_curve.png/svg and, \
+            when done, lora/ in diffusers' format. The same command resumes a stopped or killed run; a \
+            checkpoint of other settings is refused.
+            """)
+
+    @Option(help: "Run configuration (JSON); flags override its keys.")
+    var config: String?
+
+    @Option(name: .customLong("run"), help: "Run folder.")
+    var folder = "runs/dpo"
+
+    @Option(help: "Iterations of the run.")
+    var iterations: Int?
+
+    @Option(help: "Queries per iteration.")
+    var queries: Int?
+
+    @Option(help: "Images per query (pairs are made among them).")
+    var imagesPerQuery: Int?
+
+    @Option(help: "β of the DPO loss.")
+    var beta: Double?
+
+    @Option(help: "AdamW learning rate.")
+    var learningRate: Double?
+
+    @Option(help: "Passes over each iteration's pairs.")
+    var innerEpochs: Int?
+
+    @Option(help: "Ranking of a query's images: shapeeval_soft, shapeeval_strict, shapeeval_strict_exact or a weighted sum.")
+    var reward: String?
+
+    @Option(help: "Seed of the run.")
+    var seed: UInt64?
+
+    @Option(help: "Checkpoint every this many iterations.")
+    var saveEvery: Int?
+
+    @Option(help: "Evaluate the withheld training queries every this many iterations (0: never).")
+    var evalEvery: Int?
+
+    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
+    var diffusion: String?
+
+    @Option(help: "Stop after this iteration (checkpointed); the same command later continues.")
+    var until: Int?
+
+    @Option(help: "Also write the finished LoRA here (diffusers folder).")
+    var export: String?
+
+    @OptionGroup var threadOption: ThreadOption
+
+    func resolved() throws -> DPOConfig {
+        var c = try config.map { try DPOConfig.load(path: $0) } ?? DPOConfig()
+        if let iterations { c.iterations = iterations }
+        if let queries { c.queriesPerIteration = queries }
+        if let imagesPerQuery { c.imagesPerQuery = imagesPerQuery }
+        if let beta { c.beta = beta }
+        if let learningRate { c.learningRate = learningRate }
+        if let innerEpochs { c.innerEpochs = innerEpochs }
+        if let reward { c.reward = reward }
+        if let seed { c.seed = seed }
+        if let saveEvery { c.saveEvery = saveEvery }
+        if let evalEvery { c.evalEvery = evalEvery }
+        if let diffusion { c.diffusion = diffusion }
+        do { try c.validate() } catch {
+            throw ValidationError(config.map { "\($0) (with the flags given): \(error)" } ?? "\(error)")
+        }
+        return c
+    }
+
+    func validate() throws {
+        _ = try resolved()
+        if let until, until <= 0 { throw ValidationError("--until must be positive") }
+    }
+
+    func run() throws {
+        threadOption.apply()
+        let config = try resolved()
+        var run = IterativeRun(folder: folder, until: until, export: export)
+        run.adapterName = "lora"
+        try run.run(make: { try DPOTrainer.load(config: config) }, progress: printTrainingEvent)
     }
 }

@@ -37,8 +37,23 @@ struct Trainer: CustomTestStringConvertible, Sendable {
             ["train-weights", "ddpo", "--config", tinyDDPOConfig, "--run", folder, "--iterations", "\(steps)",
              "--threads", "1"]
         }, log: "metrics.jsonl"),
+        Trainer(name: "train-weights dpo", arguments: { folder, steps in
+            ["train-weights", "dpo", "--config", tinyDPOConfig, "--run", folder, "--iterations", "\(steps)",
+             "--threads", "1"]
+        }, log: "metrics.jsonl"),
     ]
 }
+
+/// A Diffusion-DPO run of one query × three images, two diffusion steps, one pair per optimiser step.
+let tinyDPOConfig: String = {
+    let path = NSTemporaryDirectory() + "promptloop-tiny-dpo-\(getpid()).json"
+    let config = """
+        {"steps": 2, "queries_per_iteration": 1, "images_per_query": 3, "train_batch_size": 1, "micro_batch": 1,
+         "save_every": 1, "eval_every": 0, "eval_queries": 6}
+        """
+    try? config.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}()
 
 /// A DDPO run of one query × two images, two diffusion steps, two optimiser steps per iteration.
 let tinyDDPOConfig: String = {

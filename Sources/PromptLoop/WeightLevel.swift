@@ -1,0 +1,62 @@
+// What the weight-level trainers (DDPO, Diffusion-DPO) share: loading the diffusion model with a fresh
+// UNet LoRA and the training queries, and the protocol's evaluation of withheld training queries.
+import Diffusion
+import Foundation
+import Imaging
+import Rewards
+import ShapeWorld
+import Torch
+import TorchNN
+
+/// Loads the diffusion model (DDIM) with a fresh LoRA (B = 0, A from `seed`) and the training queries,
+/// the embedded defaults where `diffusion` or `trainSet` is nil.
+func loadWithLoRA(diffusion: String?, trainSet: String?, lora: LoRAInjection, seed: UInt64, device: Device)
+    throws -> (StableDiffusionPipeline, [PromptRecord]) {
+    guard let diffusion = diffusion ?? EmbeddedModels.diffusion else {
+        throw EvaluationError.invalidArgument("no `diffusion` folder given and Models/shapeworld-sd is not here")
+    }
+    guard let trainSet = trainSet ?? EmbeddedModels.locate("Data/shapeworld/v1/train.jsonl", present: {
+        FileManager.default.fileExists(atPath: $0)
+    }) else {
+        throw EvaluationError.invalidArgument("no `train_set` given and Data/shapeworld/v1/train.jsonl is not here")
+    }
+    var options = LoadOptions(device: device)
+    options.freshUNetLoRA = lora
+    options.seed = seed
+    let pipeline = try StableDiffusionPipeline.load(folder: diffusion, options: options, scheduler: "ddim")
+    return (pipeline, try PromptSets.readJSONLines(path: trainSet))
+}
+
+public enum WithheldEvaluation {
+    /// The withheld training queries under the protocol (DDIM η = 0, the UNet LoRA on or off), fixed
+    /// noise per query: strict / soft / strict-exact means.
+    public static func unetLoRA(pipeline: StableDiffusionPipeline, withheld: [PromptRecord], steps: Int,
+                                guidance: Double, adapters: Bool) throws -> [String: Double] {
+        guard !withheld.isEmpty else { return [:] }
+        var c = pipeline.scheduler.config
+        c.className = "DDIMScheduler"
+        let scheduler = try DDIMScheduler(c)
+        scheduler.eta = 0
+        let store = pipeline.unet.store
+        let previous = (pipeline.scheduler, store.adaptersEnabled)
+        pipeline.scheduler = scheduler
+        store.adaptersEnabled = adapters
+        defer { (pipeline.scheduler, store.adaptersEnabled) = previous }
+        var images: [RGBImage] = []
+        for start in stride(from: 0, to: withheld.count, by: 16) {
+            let rows = Array(withheld[start..<Swift.min(start + 16, withheld.count)])
+            images += try withNoGrad {
+                let out = try pipeline.sample(prompts: rows.map(\.prompt), options: SamplingOptions(
+                    steps: steps, guidance: guidance, seed: 0,
+                    rowSeeds: rows.indices.map { UInt64(1000 + start + $0) }))
+                return pipeline.decodeImages(out.latents)
+            }
+        }
+        let scores = try ShapeEvalReward(.strict).checkedScore(zip(images, withheld).map {
+            RewardInput(image: $0, query: $1.prompt, constraints: $1.constraints)
+        })
+        var out: [String: Double] = [:]
+        for key in ["strict", "soft", "strict_exact"] { out[key] = mean(scores.map { $0.details[key] ?? 0 }) }
+        return out
+    }
+}

@@ -84,7 +84,7 @@ let package = Package(
         ),
         // The embedded miniature's configs, tokenizer, training data and recipes.
         .target(name: "Miniature", dependencies: ["Diffusion", "ShapeWorld", "Training", "Imaging", "Tokenizers", "Torch",
-                                                  "TorchNN", "VisionLanguage"]),
+                                                  "TorchNN", "VisionLanguage", "Rewards"]),
         // Black-box rewards on (image, query): ShapeEval strict / soft / strict-exact, CLIPScore, weighted sums.
         .target(name: "Rewards", dependencies: ["Imaging", "ShapeWorld", "Torch", "TorchNN", "Diffusion", "VisionLanguage"]),
         // The algorithm and its evaluation: protocol, tables, audits, benchmarks.
@@ -105,9 +105,9 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Torch", "TorchNN", "Imaging"]),
         .testTarget(name: "MiniatureTests", dependencies: ["Miniature", "Diffusion", "ShapeWorld", "Tokenizers", "Torch",
-                                                           "TorchNN", "VisionLanguage", "Imaging"], exclude: ["Fixtures"]),
+                                                           "TorchNN", "VisionLanguage", "Imaging", "Rewards"], exclude: ["Fixtures"]),
         .testTarget(name: "PromptLoopTests", dependencies: ["PromptLoop", "ShapeWorld", "Diffusion", "VisionLanguage",
-                                                            "Imaging", "Torch", "TorchNN", "Training", "Rewards"]),
+                                                            "Imaging", "Torch", "TorchNN", "Training", "Rewards", "Miniature"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "ShapeWorld", "Imaging", "Torch"], exclude: ["Fixtures"]),
         // Runs the built `promptloop` binary end to end on tiny fixtures.
         .testTarget(name: "CLITests", dependencies: ["promptloop", "Torch"]),

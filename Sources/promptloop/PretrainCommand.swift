@@ -16,7 +16,7 @@ struct PretrainCommand: ParsableCommand {
             command again resumes from the checkpoint with the same batches and noise. \
             Models/shapeworld-sd/RECIPE.md gives the commands that trained the shipped model.
             """,
-        subcommands: [PretrainVAE.self, PretrainT2I.self, PretrainPolicy.self])
+        subcommands: [PretrainVAE.self, PretrainT2I.self, PretrainPolicy.self, PretrainProxy.self])
 }
 
 struct RunOptions: ParsableArguments {
@@ -171,5 +171,65 @@ struct PretrainPolicy: ParsableCommand {
         recipe.initial = initial
         recipe.describeFraction = describeFraction
         try recipe.run(progress: printRunEvent)
+    }
+}
+
+struct PretrainProxy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Train the learned reward: a small CLIP whose image–query cosine predicts ShapeEval soft.",
+        discussion: """
+            The differentiable proxy of ShapeEval that ReFL trains through and the reward-hacking study \
+            optimises. First a pool of the diffusion model's own samples of training queries is \
+            sampled (DDIM, 20 steps, guidance 5) into RUN/pool in chunks (a killed run keeps the \
+            chunks it finished); then each batch pairs pool images with their own query (half) or \
+            another training query (a quarter) and clean ShapeWorld renders with their caption or a \
+            training query (a quarter), labelled with ShapeEval soft, and the cosine regresses it (MSE). \
+            When done, RUN/proxy is a transformers CLIPModel folder, and its agreement with ShapeEval on \
+            samples of the --held-out queries (never trained on) is in RUN/agreement.json.
+            """)
+
+    @Option(name: .customLong("run"), help: "Run folder (pool, checkpoint, logs, and the model in proxy/).")
+    var folder = "runs/proxy"
+
+    @Option(help: "The diffusion model whose samples the proxy learns to score (default: the embedded one).")
+    var diffusion: String?
+
+    @Option(help: "Training queries.")
+    var trainSet = "Data/shapeworld/v1/train.jsonl"
+
+    @Option(help: "Queries whose samples measure agreement (never trained on).")
+    var heldOut = "Data/shapeworld/v1/eval.jsonl"
+
+    @Option(help: "Pool chunks of 256 samples.")
+    var poolChunks = 6
+
+    @Option(help: "Copy the finished model folder here (e.g. Models/shapeworld-proxy).")
+    var export: String?
+
+    @OptionGroup var options: RunOptions
+
+    func validate() throws {
+        guard (1...100).contains(poolChunks) else { throw ValidationError("--pool-chunks must be in 1…100") }
+    }
+
+    func run() throws {
+        options.apply()
+        guard let diffusion = diffusion ?? EmbeddedModels.diffusion else {
+            throw CLIError("no --diffusion given and the embedded model is not in this checkout")
+        }
+        let train = try PromptSets.readJSONLines(path: trainSet)
+        let heldOutQueries = try PromptSets.readJSONLines(path: heldOut)
+        var recipe = ProxyRecipe(folder: folder, diffusion: diffusion, settings: options.settings, trainQueries: train,
+                                 heldOutQueries: heldOutQueries, export: export)
+        recipe.poolChunks = poolChunks
+        let meter = ProgressMeter(total: poolChunks, unit: "pool chunk")
+        if let agreement = try recipe.run(progress: printRunEvent, poolProgress: { done, _ in
+            report(meter, step: done, text: "sampling the pool")
+        }) {
+            print(String(format: "agreement with ShapeEval soft on %d held-out (image, query) pairs: Pearson %.3f, "
+                         + "MAE %.3f, pairs of one query ordered alike %.3f (%d pairs)", agreement.images,
+                         agreement.pearson, agreement.meanAbsoluteError, agreement.pairOrder, agreement.pairs))
+        }
     }
 }

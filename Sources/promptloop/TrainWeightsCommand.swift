@@ -10,9 +10,11 @@ struct TrainWeightsCommand: ParsableCommand {
             The baselines PromptLoop is compared with and stacked on: they change the diffusion model \
             (a LoRA on the UNet's attention projections, saved in diffusers' format so that \
             `pipe.load_lora_weights(DIR)` and `promptloop generate --unet-lora DIR` read it), where \
-            PromptLoop changes only the prompt. DDPO and Diffusion-DPO exist; ReFL is not built yet.
+            PromptLoop changes only the prompt: DDPO (reinforcement learning on the sampler's \
+            log-densities), Diffusion-DPO (preference pairs against a frozen reference) and ReFL \
+            (gradients of a learned reward through the last denoising step and the VAE decoder).
             """,
-        subcommands: [TrainDDPO.self, TrainDPO.self])
+        subcommands: [TrainDDPO.self, TrainDPO.self, TrainReFL.self])
 }
 
 struct TrainDDPO: ParsableCommand {
@@ -215,5 +217,93 @@ struct TrainDPO: ParsableCommand {
         var run = IterativeRun(folder: folder, until: until, export: export)
         run.adapterName = "lora"
         try run.run(make: { try DPOTrainer.load(config: config) }, progress: printTrainingEvent)
+    }
+}
+
+struct TrainReFL: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "refl",
+        abstract: "ReFL (ImageReward, Xu et al. 2023) on a UNet LoRA through the learned proxy of ShapeEval.",
+        discussion: """
+            Each iteration samples QUERIES training queries (one image each) without gradients up to \
+            a step k drawn from stop_range (default 15…19 of 20), then runs step k with gradients: the \
+            guided noise prediction, DDIM's x̂₀, the frozen VAE decoder and the frozen learned proxy \
+            (Models/shapeworld-proxy, `promptloop pretrain proxy`), and minimises ImageReward's \
+            ReLU(λ − r)·grad_scale. The variant is stated in Sources/PromptLoop/ReFLTrainer.swift.
+
+            Settings come from --config (a JSON file with ReFLConfig's keys: iterations, \
+            queries_per_iteration, stop_range, reward_target, grad_scale, learning_rate, lora_rank, \
+            proxy, …); flags override keys. The run folder holds config.json, metrics.jsonl (reward = \
+            the proxy on x̂₀ at k, rollout/strict and rollout/soft = ShapeEval on the same images, \
+            delta_eps = ‖ε_θ − ε_base‖²), checkpoint.safetensors (atomic, every save_every iterations), \
+            learning_curve.png/svg and, when done, lora/ in diffusers' format. The same command \
+            resumes a stopped or killed run; a checkpoint of other settings is refused.
+            """)
+
+    @Option(help: "Run configuration (JSON); flags override its keys.")
+    var config: String?
+
+    @Option(name: .customLong("run"), help: "Run folder.")
+    var folder = "runs/refl"
+
+    @Option(help: "Iterations of the run.")
+    var iterations: Int?
+
+    @Option(help: "Queries (images) per iteration.")
+    var queries: Int?
+
+    @Option(help: "AdamW learning rate.")
+    var learningRate: Double?
+
+    @Option(help: "The learned proxy folder (default: Models/shapeworld-proxy).")
+    var proxy: String?
+
+    @Option(help: "Seed of the run.")
+    var seed: UInt64?
+
+    @Option(help: "Checkpoint every this many iterations.")
+    var saveEvery: Int?
+
+    @Option(help: "Evaluate the withheld training queries every this many iterations (0: never).")
+    var evalEvery: Int?
+
+    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
+    var diffusion: String?
+
+    @Option(help: "Stop after this iteration (checkpointed); the same command later continues.")
+    var until: Int?
+
+    @Option(help: "Also write the finished LoRA here (diffusers folder).")
+    var export: String?
+
+    @OptionGroup var threadOption: ThreadOption
+
+    func resolved() throws -> ReFLConfig {
+        var c = try config.map { try ReFLConfig.load(path: $0) } ?? ReFLConfig()
+        if let iterations { c.iterations = iterations }
+        if let queries { c.queriesPerIteration = queries }
+        if let learningRate { c.learningRate = learningRate }
+        if let proxy { c.proxy = proxy }
+        if let seed { c.seed = seed }
+        if let saveEvery { c.saveEvery = saveEvery }
+        if let evalEvery { c.evalEvery = evalEvery }
+        if let diffusion { c.diffusion = diffusion }
+        do { try c.validate() } catch {
+            throw ValidationError(config.map { "\($0) (with the flags given): \(error)" } ?? "\(error)")
+        }
+        return c
+    }
+
+    func validate() throws {
+        _ = try resolved()
+        if let until, until <= 0 { throw ValidationError("--until must be positive") }
+    }
+
+    func run() throws {
+        threadOption.apply()
+        let config = try resolved()
+        var run = IterativeRun(folder: folder, until: until, export: export)
+        run.adapterName = "lora"
+        try run.run(make: { try ReFLTrainer.load(config: config) }, progress: printTrainingEvent)
     }
 }

@@ -420,25 +420,19 @@ extension DDPOTrainer: IterativeTrainer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]  // the same bytes for the same state, in every process
         let buffers = String(decoding: try encoder.encode(tracker), as: UTF8.self)
-        try TrainingCheckpoint.save(
-            to: path, stores: ["unet": store], optimizer: optimizer, generators: [:], step: iteration,
-            metadata: ["run": signature, "skipped": String(skipped), "nonfinite_streak": String(nonfiniteStreak),
-                       "seed": String(config.seed), "stat_tracker": buffers],
-            selection: .adapters)
+        try saveLoRACheckpoint(to: path, store: store, optimizer: optimizer, iteration: iteration, signature: signature,
+                               seed: config.seed, skipped: skipped, streak: nonfiniteStreak,
+                               extra: ["stat_tracker": buffers])
     }
 
     public func resume(from path: String) throws {
-        _ = try TrainingCheckpoint.resumeCheck(path: path, signature: signature)
-        let (step, metadata) = try TrainingCheckpoint.load(from: path, stores: ["unet": store], optimizer: optimizer,
-                                                           generators: [:], selection: .adapters)
-        guard let text = metadata["stat_tracker"],
+        let state = try resumeLoRACheckpoint(from: path, store: store, optimizer: optimizer, signature: signature)
+        guard let text = state.metadata["stat_tracker"],
               let restored = try? JSONDecoder().decode(PerPromptStatTracker.self, from: Data(text.utf8)) else {
             throw TrainingError.notACheckpoint(path: path, reason: "no readable `stat_tracker` entry")
         }
-        iteration = step
+        (iteration, skipped, nonfiniteStreak) = (state.iteration, state.skipped, state.streak)
         tracker = restored
-        skipped = Int(metadata["skipped"] ?? "") ?? 0
-        nonfiniteStreak = Int(metadata["nonfinite_streak"] ?? "") ?? 0
     }
 
     /// The LoRA as diffusers writes it (`pipe.load_lora_weights(folder)`).

@@ -379,23 +379,14 @@ extension DPOTrainer: IterativeTrainer {
     /// A fresh LoRA (B = 0) is the base model: iteration 0's evaluation is plain sampling already.
     public func evaluatePlain() throws -> [String: Double]? { nil }
 
-    /// The LoRA, AdamW's moments, the iteration and the skip counters, atomically. Every draw is a pure
-    /// function of the seed and the iteration.
     public func save(to path: String) throws {
-        try TrainingCheckpoint.save(
-            to: path, stores: ["unet": store], optimizer: optimizer, generators: [:], step: iteration,
-            metadata: ["run": signature, "skipped": String(skipped), "nonfinite_streak": String(nonfiniteStreak),
-                       "seed": String(config.seed)],
-            selection: .adapters)
+        try saveLoRACheckpoint(to: path, store: store, optimizer: optimizer, iteration: iteration, signature: signature,
+                               seed: config.seed, skipped: skipped, streak: nonfiniteStreak)
     }
 
     public func resume(from path: String) throws {
-        _ = try TrainingCheckpoint.resumeCheck(path: path, signature: signature)
-        let (step, metadata) = try TrainingCheckpoint.load(from: path, stores: ["unet": store], optimizer: optimizer,
-                                                           generators: [:], selection: .adapters)
-        iteration = step
-        skipped = Int(metadata["skipped"] ?? "") ?? 0
-        nonfiniteStreak = Int(metadata["nonfinite_streak"] ?? "") ?? 0
+        (iteration, skipped, nonfiniteStreak, _) = try resumeLoRACheckpoint(from: path, store: store, optimizer: optimizer,
+                                                                             signature: signature)
     }
 
     /// The LoRA as diffusers writes it (`pipe.load_lora_weights(folder)`).

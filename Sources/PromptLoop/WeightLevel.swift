@@ -7,6 +7,7 @@ import Rewards
 import ShapeWorld
 import Torch
 import TorchNN
+import Training
 
 /// Loads the diffusion model (DDIM) with a fresh LoRA (B = 0, A from `seed`) and the training queries,
 /// the embedded defaults where `diffusion` or `trainSet` is nil.
@@ -59,4 +60,26 @@ public enum WithheldEvaluation {
         for key in ["strict", "soft", "strict_exact"] { out[key] = mean(scores.map { $0.details[key] ?? 0 }) }
         return out
     }
+}
+
+/// A weight-level trainer's checkpoint: the UNet's LoRA, AdamW's moments, the iteration, the skip
+/// counters and the seed (every draw is a pure function of the seed and the iteration), plus `extra`
+/// metadata, written atomically.
+func saveLoRACheckpoint(to path: String, store: ParameterStore, optimizer: AdamW, iteration: Int, signature: String,
+                        seed: UInt64, skipped: Int, streak: Int, extra: [String: String] = [:]) throws {
+    try TrainingCheckpoint.save(
+        to: path, stores: ["unet": store], optimizer: optimizer, generators: [:], step: iteration,
+        metadata: ["run": signature, "skipped": String(skipped), "nonfinite_streak": String(streak),
+                   "seed": String(seed)].merging(extra) { $1 },
+        selection: .adapters)
+}
+
+/// Reads back ``saveLoRACheckpoint(to:store:optimizer:iteration:signature:seed:skipped:streak:extra:)``
+/// after checking that it belongs to a run of the same settings.
+func resumeLoRACheckpoint(from path: String, store: ParameterStore, optimizer: AdamW, signature: String)
+    throws -> (iteration: Int, skipped: Int, streak: Int, metadata: [String: String]) {
+    _ = try TrainingCheckpoint.resumeCheck(path: path, signature: signature)
+    let (step, metadata) = try TrainingCheckpoint.load(from: path, stores: ["unet": store], optimizer: optimizer,
+                                                       generators: [:], selection: .adapters)
+    return (step, Int(metadata["skipped"] ?? "") ?? 0, Int(metadata["nonfinite_streak"] ?? "") ?? 0, metadata)
 }

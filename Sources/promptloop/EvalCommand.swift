@@ -14,7 +14,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure prompt alignment with ShapeEval.",
-        subcommands: [EvalShapeWorld.self, EvalMethods.self, EvalBlind.self, EvalVAE.self, EvalAudit.self, EvalPolicy.self, EvalSwitch.self, EvalParaphrase.self,
+        subcommands: [EvalShapeWorld.self, EvalMethods.self, EvalBlind.self, EvalVAE.self, EvalAudit.self, EvalPolicy.self, EvalSwitch.self, EvalParaphrase.self, EvalGallery.self,
                       EvalPromptLoop.self])
 }
 
@@ -349,6 +349,81 @@ struct EvalParaphrase: ParsableCommand {
         let rows = try study.run(pipeline: pipeline, records: records) { done, _ in report(meter, step: done, text: "") }
         statusLine("", done: true)
         print(ParaphraseStudy.markdown(rows, paraphrases: paraphrases))
+    }
+}
+
+struct EvalGallery: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gallery",
+        abstract: "A trajectory gallery: per prompt and method, the x̂₀ frames with the prompts they led to.",
+        discussion: """
+            Takes the first --per-category prompts of each category of the set (24 by default) and \
+            samples each under the protocol (seed --seed) with every --method \
+            (NAME=MODE[:N_R[:ADAPTER]][@UNET_LORA], as `eval methods`). OUT/index.html shows, per \
+            prompt, a row per method: the x̂₀ frame the policy saw at each refinement, the prompt it \
+            wrote, the final image and its ShapeEval verdict against the query.
+            """)
+
+    @OptionGroup var target: EvalTarget
+
+    @Option(help: "NAME=MODE[:N_R[:ADAPTER]][@UNET_LORA] (repeatable).")
+    var method: [String] = ["plain=none", "pretrained=closed:5",
+                            "grpo=closed:5:Models/shapeworld-policy/adapters/promptloop",
+                            "grpo-open=open:5:Models/shapeworld-policy/adapters/promptloop"]
+
+    @Option(help: "Policy: a transformers LLaVA folder (default: the embedded policy).")
+    var policy: String?
+
+    @Option(help: "Prompts per category.")
+    var perCategory = 4
+
+    @Option(help: "Seed of every image.")
+    var seed = 0
+
+    @Option(help: "Output folder (index.html and the PNG strips).")
+    var out = "docs/results/gallery"
+
+    @OptionGroup var threadOption: ThreadOption
+
+    func validate() throws {
+        guard (1...100).contains(perCategory) else { throw ValidationError("--per-category must be in 1…100") }
+        guard seed >= 0 else { throw ValidationError("--seed must not be negative") }
+        for m in method { _ = try MethodSpec.parse(m) }
+    }
+
+    func run() throws {
+        threadOption.apply()
+        let specs = try method.map(MethodSpec.parse)
+        let all = try target.records()
+        let records = CategoryTable.order.flatMap { c in all.filter { $0.category.rawValue == c }.prefix(perCategory) }
+        var pipelines: [String: StableDiffusionPipeline] = [:]
+        func pipeline(_ lora: String?) throws -> StableDiffusionPipeline {
+            if let loaded = pipelines[lora ?? ""] { return loaded }
+            let p = try StableDiffusionPipeline.load(folder: try target.modelFolder(), options: LoadOptions(unetLoRA: lora),
+                                                     scheduler: "ddim")
+            pipelines[lora ?? ""] = p
+            return p
+        }
+        var rows = [[GalleryPage.Row]](repeating: [], count: records.count)
+        let shapeEval = ShapeEval()
+        for spec in specs {
+            statusLine("\(spec.name): sampling \(records.count) prompts", done: false)
+            var offset = 0
+            try spec.rollOut(records.map { ($0, seed) }, pipeline: try pipeline(spec.unetLoRA),
+                             evaluation: EvaluationProtocol(seeds: 1), batch: 16, maxNewTokens: 32,
+                             policy: { try EmbeddedModels.loadPolicy(folder: policy, adapter: $0 ?? "none") }) { chunk, r in
+                for (i, (record, _)) in chunk.enumerated() {
+                    let passed = shapeEval.score(r.images[i], record.constraints).strict == 1
+                    rows[offset + i].append(GalleryPage.Row(method: spec.name, trajectory: r.trajectories[i],
+                                                            image: r.images[i], passed: passed))
+                }
+                offset += chunk.count
+            }
+        }
+        statusLine("", done: true)
+        let title = "PromptLoop trajectories (\(target.setName), seed \(seed), commit \(gitCommit()))"
+        try GalleryPage.write(prompts: records.map { ($0.category.rawValue, $0.prompt) }, rows: rows, title: title, to: out)
+        print("gallery: \(out)/index.html")
     }
 }
 

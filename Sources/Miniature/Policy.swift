@@ -426,11 +426,7 @@ public struct PolicyRecipe {
         try trainer.exportWeights(to: modelFolder)
         progress(.exported(modelFolder))
         if let export {
-            try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
-            for file in try FileManager.default.contentsOfDirectory(atPath: modelFolder) {
-                try? FileManager.default.removeItem(atPath: export + "/" + file)
-                try FileManager.default.copyItem(atPath: modelFolder + "/" + file, toPath: export + "/" + file)
-            }
+            try copyFolderFiles(from: modelFolder, to: export)
             progress(.exported(export))
         }
     }

@@ -314,11 +314,7 @@ public struct ProxyRecipe {
         try writeAtomically(try encoder.encode(agreement), to: folder + "/agreement.json")
         try writeAtomically(try encoder.encode(agreement), to: modelFolder + "/agreement.json")
         if let export {
-            try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
-            for file in try FileManager.default.contentsOfDirectory(atPath: modelFolder) {
-                try? FileManager.default.removeItem(atPath: export + "/" + file)
-                try FileManager.default.copyItem(atPath: modelFolder + "/" + file, toPath: export + "/" + file)
-            }
+            try copyFolderFiles(from: modelFolder, to: export)
             progress(.exported(export))
         }
         return agreement

@@ -255,3 +255,12 @@ public struct TextToImageRecipe {
         progress(.exported(export))
     }
 }
+
+/// Copies every file of `source` into `destination` (created if needed), replacing files of the same name.
+func copyFolderFiles(from source: String, to destination: String) throws {
+    try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
+    for file in try FileManager.default.contentsOfDirectory(atPath: source) {
+        try? FileManager.default.removeItem(atPath: destination + "/" + file)
+        try FileManager.default.copyItem(atPath: source + "/" + file, toPath: destination + "/" + file)
+    }
+}

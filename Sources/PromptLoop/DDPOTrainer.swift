@@ -35,7 +35,7 @@ import TorchNN
 import Training
 
 /// The settings of a DDPO run (`promptloop train-weights ddpo --config run.json`).
-public struct DDPOConfig: Codable, Sendable, Equatable {
+public struct DDPOConfig: WeightRunConfiguration {
     /// Diffusion model folder (default: the embedded miniature) and training queries (train.jsonl).
     public var diffusion: String?
     public var trainSet: String?
@@ -127,66 +127,39 @@ public struct DDPOConfig: Codable, Sendable, Equatable {
         try rejectUnknownKeys(decoder, known: CodingKeys.allCases.map(\.stringValue))
     }
 
-    /// Reads a `run.json`: unknown keys, wrong types and out-of-range values are errors naming the
-    /// file and the key.
-    public static func load(path: String) throws -> DDPOConfig {
-        let config: DDPOConfig = try decodeRunFile(path: path)
-        do { try config.validate() } catch {
-            throw EvaluationError.badFile(path: path, line: nil, message: "\(error)")
-        }
-        return config
-    }
-
-    public func json() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
-    }
-
     /// Trained denoising steps per pass.
     public var trainedSteps: Int { Swift.max(1, Int((Double(steps) * timestepFraction).rounded(.down))) }
 
     public func validate() throws {
-        func check(_ ok: Bool, _ key: String, _ message: String) throws {
-            if !ok { throw EvaluationError.invalidArgument("`\(key)` \(message)") }
-        }
-        try check((1...1000).contains(steps), "steps", "must be in 1…1000, got \(steps)")
-        try check(guidance.isFinite && guidance >= 0 && guidance <= 100, "guidance", "must be in 0…100, got \(guidance)")
-        try check(eta.isFinite && eta > 0 && eta <= 10, "eta", "must be in (0, 10] (a log-density needs noise), got \(eta)")
-        try check((1...4096).contains(queriesPerIteration), "queries_per_iteration", "must be in 1…4096")
-        try check((1...4096).contains(imagesPerQuery), "images_per_query", "must be in 1…4096")
-        try check(queriesPerIteration * imagesPerQuery <= 4096, "images_per_query",
-                  "× queries_per_iteration must be at most 4096")
-        try check((1...1_000_000).contains(iterations), "iterations", "must be in 1…1,000,000")
-        try check((1...100).contains(innerEpochs), "inner_epochs", "must be in 1…100")
-        try check(clipRange.isFinite && clipRange > 0 && clipRange < 1, "clip_range", "must be in (0, 1)")
-        try check(advClipMax.isFinite && advClipMax > 0, "adv_clip_max", "must be positive")
-        try check(timestepFraction.isFinite && timestepFraction > 0 && timestepFraction <= 1, "timestep_fraction",
-                  "must be in (0, 1]")
-        try check((1...1_000_000).contains(statBuffer), "stat_buffer", "must be in 1…1,000,000")
-        try check(statMinCount >= 0 && statMinCount <= statBuffer, "stat_min_count", "must be in 0…stat_buffer")
-        try check(learningRate.isFinite && learningRate > 0 && learningRate < 1, "learning_rate", "must be in (0, 1)")
-        try check(weightDecay.isFinite && weightDecay >= 0 && weightDecay < 1, "weight_decay", "must be in [0, 1)")
-        try check(maxGradNorm.isFinite && maxGradNorm > 0, "max_grad_norm", "must be positive")
-        try check((1...1024).contains(loraRank), "lora_rank", "must be in 1…1024")
-        try check(loraAlpha.isFinite && loraAlpha > 0, "lora_alpha", "must be positive")
-        try check((1...4096).contains(trainBatchSize), "train_batch_size", "must be in 1…4096")
-        try check((1...4096).contains(microBatch), "micro_batch", "must be in 1…4096")
-        try check(saveEvery >= 1, "save_every", "must be positive")
-        try check(evalEvery >= 0, "eval_every", "must be 0 (never) or positive")
-        try check((0...10_000).contains(evalQueries), "eval_queries", "must be in 0…10,000")
-        try check((1...1000).contains(maxNonfinite), "max_nonfinite", "must be in 1…1000")
+        try requireSetting((1...1000).contains(steps), "steps", "must be in 1…1000, got \(steps)")
+        try requireSetting(guidance.isFinite && guidance >= 0 && guidance <= 100, "guidance", "must be in 0…100, got \(guidance)")
+        try requireSetting(eta.isFinite && eta > 0 && eta <= 10, "eta", "must be in (0, 10] (a log-density needs noise), got \(eta)")
+        try requireSetting((1...4096).contains(queriesPerIteration), "queries_per_iteration", "must be in 1…4096")
+        try requireSetting((1...4096).contains(imagesPerQuery), "images_per_query", "must be in 1…4096")
+        try requireSetting(queriesPerIteration * imagesPerQuery <= 4096, "images_per_query",
+                         "× queries_per_iteration must be at most 4096")
+        try requireSetting((1...100).contains(innerEpochs), "inner_epochs", "must be in 1…100")
+        try requireSetting(clipRange.isFinite && clipRange > 0 && clipRange < 1, "clip_range", "must be in (0, 1)")
+        try requireSetting(advClipMax.isFinite && advClipMax > 0, "adv_clip_max", "must be positive")
+        try requireSetting(timestepFraction.isFinite && timestepFraction > 0 && timestepFraction <= 1, "timestep_fraction",
+                         "must be in (0, 1]")
+        try requireSetting((1...1_000_000).contains(statBuffer), "stat_buffer", "must be in 1…1,000,000")
+        try requireSetting(statMinCount >= 0 && statMinCount <= statBuffer, "stat_min_count", "must be in 0…stat_buffer")
+        try requireSetting((1...4096).contains(trainBatchSize), "train_batch_size", "must be in 1…4096")
+        try requireSetting((1...4096).contains(microBatch), "micro_batch", "must be in 1…4096")
         _ = try RewardSpec.parse(reward)
+        try validateLoRARun(iterations: iterations, learningRate: learningRate, weightDecay: weightDecay,
+                            maxGradNorm: maxGradNorm, loraRank: loraRank, loraAlpha: loraAlpha, saveEvery: saveEvery,
+                            evalEvery: evalEvery, evalQueries: evalQueries, maxNonfinite: maxNonfinite)
     }
 
-    /// The settings a checkpoint must share to be resumed (not the run's length or periods).
-    var signature: String {
+    public var resumable: DDPOConfig {
         var c = self
         (c.iterations, c.saveEvery, c.evalEvery, c.maxNonfinite) = (0, 0, 0, 0)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return "ddpo " + ((try? String(decoding: encoder.encode(c), as: UTF8.self)) ?? "")
+        return c
     }
+
+    var signature: String { signature("ddpo") }
 
     var lora: LoRAInjection { LoRAInjection(rank: loraRank, alpha: loraAlpha, targetModules: UNetLoRA.defaultTargets) }
 }
@@ -243,16 +216,8 @@ public final class DDPOTrainer {
     /// η-noise and of the update's shuffles. A pure function of the run's seed and the iteration.
     func plan(iteration: Int) -> (records: [PromptRecord], rowSeeds: [UInt64], noiseSeed: UInt64, shuffleSeed: UInt64) {
         var rng = SplitMix64(seed: config.seed, stream: UInt64(iteration) &+ 1)
-        var records: [PromptRecord] = []
-        var rowSeeds: [UInt64] = []
-        for q in 0..<config.queriesPerIteration {
-            let pool = sampler.pools[(iteration * config.queriesPerIteration + q) % sampler.pools.count].records
-            let record = rng.pick(pool)
-            for _ in 0..<config.imagesPerQuery {
-                records.append(record)
-                rowSeeds.append(rng.next())
-            }
-        }
+        let (records, rowSeeds) = sampler.balancedDraw(iteration: iteration, count: config.queriesPerIteration,
+                                                       repeats: config.imagesPerQuery, rng: &rng)
         return (records, rowSeeds, rng.next(), rng.next())
     }
 

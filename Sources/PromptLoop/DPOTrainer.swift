@@ -35,7 +35,7 @@ import TorchNN
 import Training
 
 /// The settings of a Diffusion-DPO run (`promptloop train-weights dpo --config run.json`).
-public struct DPOConfig: Codable, Sendable, Equatable {
+public struct DPOConfig: WeightRunConfiguration {
     /// Diffusion model folder (default: the embedded miniature) and training queries (train.jsonl).
     public var diffusion: String?
     public var trainSet: String?
@@ -108,57 +108,30 @@ public struct DPOConfig: Codable, Sendable, Equatable {
         try rejectUnknownKeys(decoder, known: CodingKeys.allCases.map(\.stringValue))
     }
 
-    /// Reads a `run.json`: unknown keys, wrong types and out-of-range values are errors naming the
-    /// file and the key.
-    public static func load(path: String) throws -> DPOConfig {
-        let config: DPOConfig = try decodeRunFile(path: path)
-        do { try config.validate() } catch {
-            throw EvaluationError.badFile(path: path, line: nil, message: "\(error)")
-        }
-        return config
-    }
-
-    public func json() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
-    }
-
     public func validate() throws {
-        func check(_ ok: Bool, _ key: String, _ message: String) throws {
-            if !ok { throw EvaluationError.invalidArgument("`\(key)` \(message)") }
-        }
-        try check((1...1000).contains(steps), "steps", "must be in 1…1000, got \(steps)")
-        try check(guidance.isFinite && guidance >= 0 && guidance <= 100, "guidance", "must be in 0…100, got \(guidance)")
-        try check((1...4096).contains(queriesPerIteration), "queries_per_iteration", "must be in 1…4096")
-        try check((2...64).contains(imagesPerQuery), "images_per_query", "must be in 2…64 (a pair needs two images)")
-        try check(queriesPerIteration * imagesPerQuery <= 4096, "images_per_query",
-                  "× queries_per_iteration must be at most 4096")
-        try check((1...1_000_000).contains(iterations), "iterations", "must be in 1…1,000,000")
-        try check((1...100).contains(innerEpochs), "inner_epochs", "must be in 1…100")
-        try check(beta.isFinite && beta > 0 && beta <= 1e7, "beta", "must be in (0, 1e7], got \(beta)")
-        try check(learningRate.isFinite && learningRate > 0 && learningRate < 1, "learning_rate", "must be in (0, 1)")
-        try check(weightDecay.isFinite && weightDecay >= 0 && weightDecay < 1, "weight_decay", "must be in [0, 1)")
-        try check(maxGradNorm.isFinite && maxGradNorm > 0, "max_grad_norm", "must be positive")
-        try check((1...1024).contains(loraRank), "lora_rank", "must be in 1…1024")
-        try check(loraAlpha.isFinite && loraAlpha > 0, "lora_alpha", "must be positive")
-        try check((1...4096).contains(trainBatchSize), "train_batch_size", "must be in 1…4096")
-        try check((1...4096).contains(microBatch), "micro_batch", "must be in 1…4096")
-        try check(saveEvery >= 1, "save_every", "must be positive")
-        try check(evalEvery >= 0, "eval_every", "must be 0 (never) or positive")
-        try check((0...10_000).contains(evalQueries), "eval_queries", "must be in 0…10,000")
-        try check((1...1000).contains(maxNonfinite), "max_nonfinite", "must be in 1…1000")
+        try requireSetting((1...1000).contains(steps), "steps", "must be in 1…1000, got \(steps)")
+        try requireSetting(guidance.isFinite && guidance >= 0 && guidance <= 100, "guidance", "must be in 0…100, got \(guidance)")
+        try requireSetting((1...4096).contains(queriesPerIteration), "queries_per_iteration", "must be in 1…4096")
+        try requireSetting((2...64).contains(imagesPerQuery), "images_per_query", "must be in 2…64 (a pair needs two images)")
+        try requireSetting(queriesPerIteration * imagesPerQuery <= 4096, "images_per_query",
+                         "× queries_per_iteration must be at most 4096")
+        try requireSetting((1...100).contains(innerEpochs), "inner_epochs", "must be in 1…100")
+        try requireSetting(beta.isFinite && beta > 0 && beta <= 1e7, "beta", "must be in (0, 1e7], got \(beta)")
+        try requireSetting((1...4096).contains(trainBatchSize), "train_batch_size", "must be in 1…4096")
+        try requireSetting((1...4096).contains(microBatch), "micro_batch", "must be in 1…4096")
         _ = try RewardSpec.parse(reward)
+        try validateLoRARun(iterations: iterations, learningRate: learningRate, weightDecay: weightDecay,
+                            maxGradNorm: maxGradNorm, loraRank: loraRank, loraAlpha: loraAlpha, saveEvery: saveEvery,
+                            evalEvery: evalEvery, evalQueries: evalQueries, maxNonfinite: maxNonfinite)
     }
 
-    /// The settings a checkpoint must share to be resumed (not the run's length or periods).
-    var signature: String {
+    public var resumable: DPOConfig {
         var c = self
         (c.iterations, c.saveEvery, c.evalEvery, c.maxNonfinite) = (0, 0, 0, 0)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return "dpo " + ((try? String(decoding: encoder.encode(c), as: UTF8.self)) ?? "")
+        return c
     }
+
+    var signature: String { signature("dpo") }
 
     var lora: LoRAInjection { LoRAInjection(rank: loraRank, alpha: loraAlpha, targetModules: UNetLoRA.defaultTargets) }
 }
@@ -207,16 +180,8 @@ public final class DPOTrainer {
     /// update's shuffles, timesteps and noise. A pure function of the run's seed and the iteration.
     func plan(iteration: Int) -> (records: [PromptRecord], rowSeeds: [UInt64], updateSeed: UInt64) {
         var rng = SplitMix64(seed: config.seed, stream: UInt64(iteration) &+ 1)
-        var records: [PromptRecord] = []
-        var rowSeeds: [UInt64] = []
-        for q in 0..<config.queriesPerIteration {
-            let pool = sampler.pools[(iteration * config.queriesPerIteration + q) % sampler.pools.count].records
-            let record = rng.pick(pool)
-            for _ in 0..<config.imagesPerQuery {
-                records.append(record)
-                rowSeeds.append(rng.next())
-            }
-        }
+        let (records, rowSeeds) = sampler.balancedDraw(iteration: iteration, count: config.queriesPerIteration,
+                                                       repeats: config.imagesPerQuery, rng: &rng)
         return (records, rowSeeds, rng.next())
     }
 

@@ -31,7 +31,7 @@ import TorchNN
 import Training
 
 /// The settings of a ReFL run (`promptloop train-weights refl --config run.json`).
-public struct ReFLConfig: Codable, Sendable, Equatable {
+public struct ReFLConfig: WeightRunConfiguration {
     /// Diffusion model, training queries and the learned proxy (defaults: the embedded ones).
     public var diffusion: String?
     public var trainSet: String?
@@ -97,50 +97,26 @@ public struct ReFLConfig: Codable, Sendable, Equatable {
         try rejectUnknownKeys(decoder, known: CodingKeys.allCases.map(\.stringValue))
     }
 
-    public static func load(path: String) throws -> ReFLConfig {
-        let config: ReFLConfig = try decodeRunFile(path: path)
-        do { try config.validate() } catch {
-            throw EvaluationError.badFile(path: path, line: nil, message: "\(error)")
-        }
-        return config
-    }
-
-    public func json() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
-    }
-
     public func validate() throws {
-        func check(_ ok: Bool, _ key: String, _ message: String) throws {
-            if !ok { throw EvaluationError.invalidArgument("`\(key)` \(message)") }
-        }
-        try check((2...1000).contains(steps), "steps", "must be in 2…1000, got \(steps)")
-        try check(guidance.isFinite && guidance >= 0 && guidance <= 100, "guidance", "must be in 0…100, got \(guidance)")
-        try check((1...4096).contains(queriesPerIteration), "queries_per_iteration", "must be in 1…4096")
-        try check((1...1_000_000).contains(iterations), "iterations", "must be in 1…1,000,000")
-        try check(stopRange.count == 2 && stopRange[0] >= 1 && stopRange[0] <= stopRange[1] && stopRange[1] < steps,
-                  "stop_range", "must be [first, last] with 1 ≤ first ≤ last < steps, got \(stopRange)")
-        try check(rewardTarget.isFinite, "reward_target", "must be finite")
-        try check(gradScale.isFinite && gradScale > 0 && gradScale <= 1e6, "grad_scale", "must be in (0, 1e6]")
-        try check(learningRate.isFinite && learningRate > 0 && learningRate < 1, "learning_rate", "must be in (0, 1)")
-        try check(weightDecay.isFinite && weightDecay >= 0 && weightDecay < 1, "weight_decay", "must be in [0, 1)")
-        try check(maxGradNorm.isFinite && maxGradNorm > 0, "max_grad_norm", "must be positive")
-        try check((1...1024).contains(loraRank), "lora_rank", "must be in 1…1024")
-        try check(loraAlpha.isFinite && loraAlpha > 0, "lora_alpha", "must be positive")
-        try check(saveEvery >= 1, "save_every", "must be positive")
-        try check(evalEvery >= 0, "eval_every", "must be 0 (never) or positive")
-        try check((0...10_000).contains(evalQueries), "eval_queries", "must be in 0…10,000")
-        try check((1...1000).contains(maxNonfinite), "max_nonfinite", "must be in 1…1000")
+        try requireSetting((2...1000).contains(steps), "steps", "must be in 2…1000, got \(steps)")
+        try requireSetting(guidance.isFinite && guidance >= 0 && guidance <= 100, "guidance", "must be in 0…100, got \(guidance)")
+        try requireSetting((1...4096).contains(queriesPerIteration), "queries_per_iteration", "must be in 1…4096")
+        try requireSetting(stopRange.count == 2 && stopRange[0] >= 1 && stopRange[0] <= stopRange[1] && stopRange[1] < steps,
+                         "stop_range", "must be [first, last] with 1 ≤ first ≤ last < steps, got \(stopRange)")
+        try requireSetting(rewardTarget.isFinite, "reward_target", "must be finite")
+        try requireSetting(gradScale.isFinite && gradScale > 0 && gradScale <= 1e6, "grad_scale", "must be in (0, 1e6]")
+        try validateLoRARun(iterations: iterations, learningRate: learningRate, weightDecay: weightDecay,
+                            maxGradNorm: maxGradNorm, loraRank: loraRank, loraAlpha: loraAlpha, saveEvery: saveEvery,
+                            evalEvery: evalEvery, evalQueries: evalQueries, maxNonfinite: maxNonfinite)
     }
 
-    var signature: String {
+    public var resumable: ReFLConfig {
         var c = self
         (c.iterations, c.saveEvery, c.evalEvery, c.maxNonfinite) = (0, 0, 0, 0)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return "refl " + ((try? String(decoding: encoder.encode(c), as: UTF8.self)) ?? "")
+        return c
     }
+
+    var signature: String { signature("refl") }
 
     var lora: LoRAInjection { LoRAInjection(rank: loraRank, alpha: loraAlpha, targetModules: UNetLoRA.defaultTargets) }
 }
@@ -190,13 +166,8 @@ public final class ReFLTrainer {
     /// One iteration's draw: queries (balanced), one initial-noise seed per image, the stop step.
     func plan(iteration: Int) -> (records: [PromptRecord], rowSeeds: [UInt64], stop: Int) {
         var rng = SplitMix64(seed: config.seed, stream: UInt64(iteration) &+ 1)
-        var records: [PromptRecord] = []
-        var rowSeeds: [UInt64] = []
-        for q in 0..<config.queriesPerIteration {
-            let pool = sampler.pools[(iteration * config.queriesPerIteration + q) % sampler.pools.count].records
-            records.append(rng.pick(pool))
-            rowSeeds.append(rng.next())
-        }
+        let (records, rowSeeds) = sampler.balancedDraw(iteration: iteration, count: config.queriesPerIteration,
+                                                       repeats: 1, rng: &rng)
         let span = UInt64(config.stopRange[1] - config.stopRange[0] + 1)
         return (records, rowSeeds, config.stopRange[0] + Int(rng.next() % span))
     }

@@ -1,5 +1,6 @@
-// What the weight-level trainers (DDPO, Diffusion-DPO) share: loading the diffusion model with a fresh
-// UNet LoRA and the training queries, and the protocol's evaluation of withheld training queries.
+// What the weight-level trainers (DDPO, Diffusion-DPO, ReFL) share: their run files, loading the
+// diffusion model with a fresh UNet LoRA and the training queries, the balanced draw of queries, the
+// checkpoint, and the protocol's evaluation of withheld training queries.
 import Diffusion
 import Foundation
 import Imaging
@@ -82,4 +83,82 @@ func resumeLoRACheckpoint(from path: String, store: ParameterStore, optimizer: A
     let (step, metadata) = try TrainingCheckpoint.load(from: path, stores: ["unet": store], optimizer: optimizer,
                                                        generators: [:], selection: .adapters)
     return (step, Int(metadata["skipped"] ?? "") ?? 0, Int(metadata["nonfinite_streak"] ?? "") ?? 0, metadata)
+}
+
+/// The settings of a weight-level run file: decoded strictly (unknown keys and wrong types name the file
+/// and the key), validated, written back with sorted keys, and signed for resuming.
+public protocol WeightRunConfiguration: Codable, Sendable, Equatable {
+    func validate() throws
+    /// These settings with the run's length and periods zeroed: what a resumed checkpoint must share.
+    var resumable: Self { get }
+    /// The keys every weight-level run has (the command line overrides them).
+    var diffusion: String? { get set }
+    var iterations: Int { get set }
+    var queriesPerIteration: Int { get set }
+    var learningRate: Double { get set }
+    var seed: UInt64 { get set }
+    var saveEvery: Int { get set }
+    var evalEvery: Int { get set }
+}
+
+extension WeightRunConfiguration {
+    /// Reads a `run.json`: unknown keys, wrong types and out-of-range values are errors naming the
+    /// file and the key.
+    public static func load(path: String) throws -> Self {
+        let config: Self = try decodeRunFile(path: path)
+        do { try config.validate() } catch {
+            throw EvaluationError.badFile(path: path, line: nil, message: "\(error)")
+        }
+        return config
+    }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    func signature(_ kind: String) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return kind + " " + ((try? String(decoding: encoder.encode(resumable), as: UTF8.self)) ?? "")
+    }
+}
+
+/// Throws `` `key` message`` unless `ok`.
+func requireSetting(_ ok: Bool, _ key: String, _ message: String) throws {
+    if !ok { throw EvaluationError.invalidArgument("`\(key)` \(message)") }
+}
+
+/// The checks every weight-level run shares: the optimiser, the LoRA and the run's periods.
+func validateLoRARun(iterations: Int, learningRate: Double, weightDecay: Double, maxGradNorm: Double, loraRank: Int,
+                     loraAlpha: Double, saveEvery: Int, evalEvery: Int, evalQueries: Int, maxNonfinite: Int) throws {
+    try requireSetting((1...1_000_000).contains(iterations), "iterations", "must be in 1…1,000,000")
+    try requireSetting(learningRate.isFinite && learningRate > 0 && learningRate < 1, "learning_rate", "must be in (0, 1)")
+    try requireSetting(weightDecay.isFinite && weightDecay >= 0 && weightDecay < 1, "weight_decay", "must be in [0, 1)")
+    try requireSetting(maxGradNorm.isFinite && maxGradNorm > 0, "max_grad_norm", "must be positive")
+    try requireSetting((1...1024).contains(loraRank), "lora_rank", "must be in 1…1024")
+    try requireSetting(loraAlpha.isFinite && loraAlpha > 0, "lora_alpha", "must be positive")
+    try requireSetting(saveEvery >= 1, "save_every", "must be positive")
+    try requireSetting(evalEvery >= 0, "eval_every", "must be 0 (never) or positive")
+    try requireSetting((0...10_000).contains(evalQueries), "eval_queries", "must be in 0…10,000")
+    try requireSetting((1...1000).contains(maxNonfinite), "max_nonfinite", "must be in 1…1000")
+}
+
+extension GRPOSampler {
+    /// Draws `count` queries for `iteration`, balanced over the categories (the pools in turn), each
+    /// `repeats` times with its own noise seed — the draw of every weight-level trainer.
+    func balancedDraw(iteration: Int, count: Int, repeats: Int, rng: inout SplitMix64)
+        -> (records: [PromptRecord], rowSeeds: [UInt64]) {
+        var records: [PromptRecord] = []
+        var rowSeeds: [UInt64] = []
+        for q in 0..<count {
+            let record = rng.pick(pools[(iteration * count + q) % pools.count].records)
+            for _ in 0..<repeats {
+                records.append(record)
+                rowSeeds.append(rng.next())
+            }
+        }
+        return (records, rowSeeds)
+    }
 }

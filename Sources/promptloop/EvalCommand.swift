@@ -36,6 +36,18 @@ struct EvalTarget: ParsableArguments {
     /// The prompt set's file name without extension (`eval`, `novel`).
     var setName: String { ((set as NSString).lastPathComponent as NSString).deletingPathExtension }
 
+    /// One pipeline per UNet LoRA a method names (nil: the model as it is), each loaded when first asked for.
+    func pipelines() throws -> (String?) throws -> StableDiffusionPipeline {
+        let folder = try modelFolder()
+        var loaded: [String: StableDiffusionPipeline] = [:]
+        return { lora in
+            if let p = loaded[lora ?? ""] { return p }
+            let p = try StableDiffusionPipeline.load(folder: folder, options: LoadOptions(unetLoRA: lora), scheduler: "ddim")
+            loaded[lora ?? ""] = p
+            return p
+        }
+    }
+
     func records() throws -> [PromptRecord] {
         let records = try PromptSets.readJSONLines(path: set)
         guard !records.isEmpty else { throw CLIError("the prompt set \(set) has no records") }
@@ -396,14 +408,7 @@ struct EvalGallery: ParsableCommand {
         let specs = try method.map(MethodSpec.parse)
         let all = try target.records()
         let records = CategoryTable.order.flatMap { c in all.filter { $0.category.rawValue == c }.prefix(perCategory) }
-        var pipelines: [String: StableDiffusionPipeline] = [:]
-        func pipeline(_ lora: String?) throws -> StableDiffusionPipeline {
-            if let loaded = pipelines[lora ?? ""] { return loaded }
-            let p = try StableDiffusionPipeline.load(folder: try target.modelFolder(), options: LoadOptions(unetLoRA: lora),
-                                                     scheduler: "ddim")
-            pipelines[lora ?? ""] = p
-            return p
-        }
+        let pipeline = try target.pipelines()
         var rows = [[GalleryPage.Row]](repeating: [], count: records.count)
         let shapeEval = ShapeEval()
         for spec in specs {
@@ -506,14 +511,7 @@ struct EvalMethods: ParsableCommand {
             records = CategoryTable.order.flatMap { c in records.filter { $0.category.rawValue == c }.prefix(limit) }
         }
         // One pipeline per UNet LoRA the methods name (nil: the model as it is), loaded when first needed.
-        var pipelines: [String: StableDiffusionPipeline] = [:]
-        func pipeline(_ lora: String?) throws -> StableDiffusionPipeline {
-            if let loaded = pipelines[lora ?? ""] { return loaded }
-            let p = try StableDiffusionPipeline.load(folder: try target.modelFolder(), options: LoadOptions(unetLoRA: lora),
-                                                     scheduler: "ddim")
-            pipelines[lora ?? ""] = p
-            return p
-        }
+        let pipeline = try target.pipelines()
         let set = target.setName
         let evaluation = MethodEvaluation(evaluation: EvaluationProtocol(seeds: seeds), batch: batch, cacheFolder: cache)
         var all: [[MethodItem]] = []

@@ -201,8 +201,11 @@ struct PretrainProxy: ParsableCommand {
     @Option(help: "Queries whose samples measure agreement (never trained on).")
     var heldOut = "Data/shapeworld/v1/eval.jsonl"
 
-    @Option(help: "Pool chunks of 256 samples.")
+    @Option(help: "Pool chunks of --chunk-size samples.")
     var poolChunks = 6
+
+    @Option(help: "Samples per pool chunk (and held-out samples for the agreement).")
+    var chunkSize = 256
 
     @Option(help: "Copy the finished model folder here (e.g. Models/shapeworld-proxy).")
     var export: String?
@@ -211,6 +214,7 @@ struct PretrainProxy: ParsableCommand {
 
     func validate() throws {
         guard (1...100).contains(poolChunks) else { throw ValidationError("--pool-chunks must be in 1…100") }
+        guard (2...4096).contains(chunkSize) else { throw ValidationError("--chunk-size must be in 2…4096") }
     }
 
     func run() throws {
@@ -223,6 +227,7 @@ struct PretrainProxy: ParsableCommand {
         var recipe = ProxyRecipe(folder: folder, diffusion: diffusion, settings: options.settings, trainQueries: train,
                                  heldOutQueries: heldOutQueries, export: export)
         recipe.poolChunks = poolChunks
+        recipe.chunkSize = chunkSize
         let meter = ProgressMeter(total: poolChunks, unit: "pool chunk")
         if let agreement = try recipe.run(progress: printRunEvent, poolProgress: { done, _ in
             report(meter, step: done, text: "sampling the pool")

@@ -17,6 +17,73 @@ struct TrainWeightsCommand: ParsableCommand {
         subcommands: [TrainDDPO.self, TrainDPO.self, TrainReFL.self])
 }
 
+/// The flags every `train-weights` command shares; each overrides its run file's key.
+struct WeightRunOptions: ParsableArguments {
+    @Option(help: "Run configuration (JSON); flags override its keys.")
+    var config: String?
+
+    @Option(name: .customLong("run"), help: "Run folder (default: runs/<method>).")
+    var folder: String?
+
+    @Option(help: "Iterations of the run.")
+    var iterations: Int?
+
+    @Option(help: "Queries per iteration.")
+    var queries: Int?
+
+    @Option(help: "AdamW learning rate.")
+    var learningRate: Double?
+
+    @Option(help: "Seed of the run.")
+    var seed: UInt64?
+
+    @Option(help: "Checkpoint every this many iterations.")
+    var saveEvery: Int?
+
+    @Option(help: "Evaluate the withheld training queries every this many iterations (0: never).")
+    var evalEvery: Int?
+
+    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
+    var diffusion: String?
+
+    @Option(help: "Stop after this iteration (checkpointed); the same command later continues.")
+    var until: Int?
+
+    @Option(help: "Also write the finished LoRA here (diffusers folder).")
+    var export: String?
+
+    @OptionGroup var threadOption: ThreadOption
+
+    func validate() throws {
+        if let until, until <= 0 { throw ValidationError("--until must be positive") }
+    }
+
+    /// The run file (or the defaults) with these flags and `more` applied, validated.
+    func resolved<C: WeightRunConfiguration>(_ defaults: C, _ more: (inout C) -> Void) throws -> C {
+        var c = try config.map { try C.load(path: $0) } ?? defaults
+        if let iterations { c.iterations = iterations }
+        if let queries { c.queriesPerIteration = queries }
+        if let learningRate { c.learningRate = learningRate }
+        if let seed { c.seed = seed }
+        if let saveEvery { c.saveEvery = saveEvery }
+        if let evalEvery { c.evalEvery = evalEvery }
+        if let diffusion { c.diffusion = diffusion }
+        more(&c)
+        do { try c.validate() } catch {
+            throw ValidationError(config.map { "\($0) (with the flags given): \(error)" } ?? "\(error)")
+        }
+        return c
+    }
+
+    /// Trains in the run folder (`runs/<method>` by default), resuming what is there.
+    func train<T: IterativeTrainer>(method: String, make: () throws -> T) throws {
+        threadOption.apply()
+        var run = IterativeRun(folder: folder ?? "runs/" + method, until: until, export: export)
+        run.adapterName = "lora"
+        try run.run(make: make, progress: printTrainingEvent)
+    }
+}
+
 struct TrainDDPO: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ddpo",
@@ -38,83 +105,34 @@ struct TrainDDPO: ParsableCommand {
             a stopped or killed run; a checkpoint of other settings is refused.
             """)
 
-    @Option(help: "Run configuration (JSON); flags override its keys.")
-    var config: String?
-
-    @Option(name: .customLong("run"), help: "Run folder.")
-    var folder = "runs/ddpo"
-
-    @Option(help: "Iterations of the run.")
-    var iterations: Int?
-
-    @Option(help: "Queries per iteration.")
-    var queries: Int?
+    @OptionGroup var options: WeightRunOptions
 
     @Option(help: "Images per query.")
     var imagesPerQuery: Int?
 
-    @Option(help: "AdamW learning rate.")
-    var learningRate: Double?
-
     @Option(help: "Reward: shapeeval_soft, shapeeval_strict, shapeeval_strict_exact or a weighted sum.")
     var reward: String?
-
-    @Option(help: "Seed of the run.")
-    var seed: UInt64?
 
     @Option(help: "Denoising steps T.")
     var steps: Int?
 
-    @Option(help: "Checkpoint every this many iterations.")
-    var saveEvery: Int?
-
-    @Option(help: "Evaluate the withheld training queries every this many iterations (0: never).")
-    var evalEvery: Int?
-
     @Option(help: "Training queries withheld for evaluation.")
     var evalQueries: Int?
 
-    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
-    var diffusion: String?
-
-    @Option(help: "Stop after this iteration (checkpointed); the same command later continues.")
-    var until: Int?
-
-    @Option(help: "Also write the finished LoRA here (diffusers folder).")
-    var export: String?
-
-    @OptionGroup var threadOption: ThreadOption
-
     func resolved() throws -> DDPOConfig {
-        var c = try config.map { try DDPOConfig.load(path: $0) } ?? DDPOConfig()
-        if let iterations { c.iterations = iterations }
-        if let queries { c.queriesPerIteration = queries }
-        if let imagesPerQuery { c.imagesPerQuery = imagesPerQuery }
-        if let learningRate { c.learningRate = learningRate }
-        if let reward { c.reward = reward }
-        if let seed { c.seed = seed }
-        if let steps { c.steps = steps }
-        if let saveEvery { c.saveEvery = saveEvery }
-        if let evalEvery { c.evalEvery = evalEvery }
-        if let evalQueries { c.evalQueries = evalQueries }
-        if let diffusion { c.diffusion = diffusion }
-        do { try c.validate() } catch {
-            throw ValidationError(config.map { "\($0) (with the flags given): \(error)" } ?? "\(error)")
+        try options.resolved(DDPOConfig()) { c in
+            if let imagesPerQuery { c.imagesPerQuery = imagesPerQuery }
+            if let reward { c.reward = reward }
+            if let steps { c.steps = steps }
+            if let evalQueries { c.evalQueries = evalQueries }
         }
-        return c
     }
 
-    func validate() throws {
-        _ = try resolved()
-        if let until, until <= 0 { throw ValidationError("--until must be positive") }
-    }
+    func validate() throws { _ = try resolved() }
 
     func run() throws {
-        threadOption.apply()
         let config = try resolved()
-        var run = IterativeRun(folder: folder, until: until, export: export)
-        run.adapterName = "lora"
-        try run.run(make: { try DDPOTrainer.load(config: config) }, progress: printTrainingEvent)
+        try options.train(method: "ddpo") { try DDPOTrainer.load(config: config) }
     }
 }
 
@@ -140,17 +158,7 @@ struct TrainDPO: ParsableCommand {
             checkpoint of other settings is refused.
             """)
 
-    @Option(help: "Run configuration (JSON); flags override its keys.")
-    var config: String?
-
-    @Option(name: .customLong("run"), help: "Run folder.")
-    var folder = "runs/dpo"
-
-    @Option(help: "Iterations of the run.")
-    var iterations: Int?
-
-    @Option(help: "Queries per iteration.")
-    var queries: Int?
+    @OptionGroup var options: WeightRunOptions
 
     @Option(help: "Images per query (pairs are made among them).")
     var imagesPerQuery: Int?
@@ -158,65 +166,26 @@ struct TrainDPO: ParsableCommand {
     @Option(help: "β of the DPO loss.")
     var beta: Double?
 
-    @Option(help: "AdamW learning rate.")
-    var learningRate: Double?
-
     @Option(help: "Passes over each iteration's pairs.")
     var innerEpochs: Int?
 
     @Option(help: "Ranking of a query's images: shapeeval_soft, shapeeval_strict, shapeeval_strict_exact or a weighted sum.")
     var reward: String?
 
-    @Option(help: "Seed of the run.")
-    var seed: UInt64?
-
-    @Option(help: "Checkpoint every this many iterations.")
-    var saveEvery: Int?
-
-    @Option(help: "Evaluate the withheld training queries every this many iterations (0: never).")
-    var evalEvery: Int?
-
-    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
-    var diffusion: String?
-
-    @Option(help: "Stop after this iteration (checkpointed); the same command later continues.")
-    var until: Int?
-
-    @Option(help: "Also write the finished LoRA here (diffusers folder).")
-    var export: String?
-
-    @OptionGroup var threadOption: ThreadOption
-
     func resolved() throws -> DPOConfig {
-        var c = try config.map { try DPOConfig.load(path: $0) } ?? DPOConfig()
-        if let iterations { c.iterations = iterations }
-        if let queries { c.queriesPerIteration = queries }
-        if let imagesPerQuery { c.imagesPerQuery = imagesPerQuery }
-        if let beta { c.beta = beta }
-        if let learningRate { c.learningRate = learningRate }
-        if let innerEpochs { c.innerEpochs = innerEpochs }
-        if let reward { c.reward = reward }
-        if let seed { c.seed = seed }
-        if let saveEvery { c.saveEvery = saveEvery }
-        if let evalEvery { c.evalEvery = evalEvery }
-        if let diffusion { c.diffusion = diffusion }
-        do { try c.validate() } catch {
-            throw ValidationError(config.map { "\($0) (with the flags given): \(error)" } ?? "\(error)")
+        try options.resolved(DPOConfig()) { c in
+            if let imagesPerQuery { c.imagesPerQuery = imagesPerQuery }
+            if let beta { c.beta = beta }
+            if let innerEpochs { c.innerEpochs = innerEpochs }
+            if let reward { c.reward = reward }
         }
-        return c
     }
 
-    func validate() throws {
-        _ = try resolved()
-        if let until, until <= 0 { throw ValidationError("--until must be positive") }
-    }
+    func validate() throws { _ = try resolved() }
 
     func run() throws {
-        threadOption.apply()
         let config = try resolved()
-        var run = IterativeRun(folder: folder, until: until, export: export)
-        run.adapterName = "lora"
-        try run.run(make: { try DPOTrainer.load(config: config) }, progress: printTrainingEvent)
+        try options.train(method: "dpo") { try DPOTrainer.load(config: config) }
     }
 }
 
@@ -240,70 +209,21 @@ struct TrainReFL: ParsableCommand {
             resumes a stopped or killed run; a checkpoint of other settings is refused.
             """)
 
-    @Option(help: "Run configuration (JSON); flags override its keys.")
-    var config: String?
-
-    @Option(name: .customLong("run"), help: "Run folder.")
-    var folder = "runs/refl"
-
-    @Option(help: "Iterations of the run.")
-    var iterations: Int?
-
-    @Option(help: "Queries (images) per iteration.")
-    var queries: Int?
-
-    @Option(help: "AdamW learning rate.")
-    var learningRate: Double?
+    @OptionGroup var options: WeightRunOptions
 
     @Option(help: "The learned proxy folder (default: Models/shapeworld-proxy).")
     var proxy: String?
 
-    @Option(help: "Seed of the run.")
-    var seed: UInt64?
-
-    @Option(help: "Checkpoint every this many iterations.")
-    var saveEvery: Int?
-
-    @Option(help: "Evaluate the withheld training queries every this many iterations (0: never).")
-    var evalEvery: Int?
-
-    @Option(help: "Diffusers pipeline folder (default: the embedded model).")
-    var diffusion: String?
-
-    @Option(help: "Stop after this iteration (checkpointed); the same command later continues.")
-    var until: Int?
-
-    @Option(help: "Also write the finished LoRA here (diffusers folder).")
-    var export: String?
-
-    @OptionGroup var threadOption: ThreadOption
-
     func resolved() throws -> ReFLConfig {
-        var c = try config.map { try ReFLConfig.load(path: $0) } ?? ReFLConfig()
-        if let iterations { c.iterations = iterations }
-        if let queries { c.queriesPerIteration = queries }
-        if let learningRate { c.learningRate = learningRate }
-        if let proxy { c.proxy = proxy }
-        if let seed { c.seed = seed }
-        if let saveEvery { c.saveEvery = saveEvery }
-        if let evalEvery { c.evalEvery = evalEvery }
-        if let diffusion { c.diffusion = diffusion }
-        do { try c.validate() } catch {
-            throw ValidationError(config.map { "\($0) (with the flags given): \(error)" } ?? "\(error)")
+        try options.resolved(ReFLConfig()) { c in
+            if let proxy { c.proxy = proxy }
         }
-        return c
     }
 
-    func validate() throws {
-        _ = try resolved()
-        if let until, until <= 0 { throw ValidationError("--until must be positive") }
-    }
+    func validate() throws { _ = try resolved() }
 
     func run() throws {
-        threadOption.apply()
         let config = try resolved()
-        var run = IterativeRun(folder: folder, until: until, export: export)
-        run.adapterName = "lora"
-        try run.run(make: { try ReFLTrainer.load(config: config) }, progress: printTrainingEvent)
+        try options.train(method: "refl") { try ReFLTrainer.load(config: config) }
     }
 }

@@ -30,6 +30,10 @@ struct Trainer: CustomTestStringConvertible, Sendable {
             ["pretrain", "policy", "--run", folder, "--steps", "\(steps)", "--batch", "1", "--lr", "1e-3", "--warmup", "1",
              "--save-every", "1", "--threads", "1"]
         }, log: "loss.csv"),
+        Trainer(name: "pretrain proxy", arguments: { folder, steps in
+            ["pretrain", "proxy", "--run", folder, "--steps", "\(steps)", "--batch", "2", "--lr", "1e-3", "--warmup", "1",
+             "--save-every", "1", "--pool-chunks", "1", "--chunk-size", "2", "--threads", "1"]
+        }, log: "loss.csv"),
         Trainer(name: "train (GRPO)", arguments: { folder, steps in
             ["train", "--config", tinyGRPOConfig, "--run", folder, "--iterations", "\(steps)", "--threads", "1"]
         }, log: "metrics.jsonl"),

@@ -45,8 +45,23 @@ struct Trainer: CustomTestStringConvertible, Sendable {
             ["train-weights", "dpo", "--config", tinyDPOConfig, "--run", folder, "--iterations", "\(steps)",
              "--threads", "1"]
         }, log: "metrics.jsonl"),
+        Trainer(name: "train-weights refl", arguments: { folder, steps in
+            ["train-weights", "refl", "--config", tinyReFLConfig, "--run", folder, "--iterations", "\(steps)",
+             "--threads", "1"]
+        }, log: "metrics.jsonl"),
     ]
 }
+
+/// A ReFL run of one image, three diffusion steps, the gradient step at 1 or 2 (the shipped proxy).
+let tinyReFLConfig: String = {
+    let path = NSTemporaryDirectory() + "promptloop-tiny-refl-\(getpid()).json"
+    let config = """
+        {"steps": 3, "stop_range": [1, 2], "queries_per_iteration": 1, "save_every": 1, "eval_every": 0,
+         "eval_queries": 6}
+        """
+    try? config.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}()
 
 /// A Diffusion-DPO run of one query × three images, two diffusion steps, one pair per optimiser step.
 let tinyDPOConfig: String = {

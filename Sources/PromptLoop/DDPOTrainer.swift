@@ -75,6 +75,10 @@ public struct DDPOConfig: WeightRunConfiguration {
     public var evalEvery = 10
     /// Training queries withheld and evaluated under the protocol (DDIM η = 0) every `eval_every`.
     public var evalQueries = 48
+    /// A prompt file to evaluate instead of the withheld training slice (`eval_queries` of its prompts,
+    /// balanced over categories): the reward-hacking study's held-out prompts, whose samples the proxy
+    /// never saw. nil: the withheld training queries.
+    public var evalSet: String?
     public var maxNonfinite = 3
 
     public init() {}
@@ -87,7 +91,7 @@ public struct DDPOConfig: WeightRunConfiguration {
         case reward, learningRate = "learning_rate", weightDecay = "weight_decay", maxGradNorm = "max_grad_norm"
         case loraRank = "lora_rank", loraAlpha = "lora_alpha", trainBatchSize = "train_batch_size"
         case microBatch = "micro_batch", seed
-        case saveEvery = "save_every", evalEvery = "eval_every", evalQueries = "eval_queries"
+        case saveEvery = "save_every", evalEvery = "eval_every", evalQueries = "eval_queries", evalSet = "eval_set"
         case maxNonfinite = "max_nonfinite"
     }
 
@@ -123,6 +127,7 @@ public struct DDPOConfig: WeightRunConfiguration {
         saveEvery = try v(.saveEvery, d.saveEvery)
         evalEvery = try v(.evalEvery, d.evalEvery)
         evalQueries = try v(.evalQueries, d.evalQueries)
+        evalSet = try c.decodeIfPresent(String.self, forKey: .evalSet)
         maxNonfinite = try v(.maxNonfinite, d.maxNonfinite)
         try rejectUnknownKeys(decoder, known: CodingKeys.allCases.map(\.stringValue))
     }
@@ -147,7 +152,7 @@ public struct DDPOConfig: WeightRunConfiguration {
         try requireSetting(statMinCount >= 0 && statMinCount <= statBuffer, "stat_min_count", "must be in 0…stat_buffer")
         try requireSetting((1...4096).contains(trainBatchSize), "train_batch_size", "must be in 1…4096")
         try requireSetting((1...4096).contains(microBatch), "micro_batch", "must be in 1…4096")
-        _ = try RewardSpec.parse(reward)
+        _ = try RewardSpec.terms(reward)
         try validateLoRARun(iterations: iterations, learningRate: learningRate, weightDecay: weightDecay,
                             maxGradNorm: maxGradNorm, loraRank: loraRank, loraAlpha: loraAlpha, saveEvery: saveEvery,
                             evalEvery: evalEvery, evalQueries: evalQueries, maxNonfinite: maxNonfinite)
@@ -170,6 +175,8 @@ public final class DDPOTrainer {
     public let pipeline: StableDiffusionPipeline
     public let reward: any Reward
     public let sampler: GRPOSampler
+    /// The queries of the periodic evaluation (``DDPOConfig/evalSet`` or the withheld slice).
+    public let heldOut: [PromptRecord]
     public let optimizer: AdamW
     public private(set) var tracker: PerPromptStatTracker
     public private(set) var iteration = 0
@@ -191,6 +198,7 @@ public final class DDPOTrainer {
         pipeline.unet.store.freeze()
         pipeline.unet.store.unfreeze(adapters: true)
         sampler = try GRPOSampler(records: records, withheldCount: config.evalQueries)
+        heldOut = try heldOutQueries(evalSet: config.evalSet, count: config.evalQueries, withheld: sampler.withheld)
         tracker = PerPromptStatTracker(bufferSize: config.statBuffer, minCount: config.statMinCount)
         var c = pipeline.scheduler.config
         c.className = "DDIMScheduler"
@@ -208,7 +216,7 @@ public final class DDPOTrainer {
         try config.validate()
         let (pipeline, records) = try loadWithLoRA(diffusion: config.diffusion, trainSet: config.trainSet,
                                                    lora: config.lora, seed: config.seed &+ 0xDD90, device: device)
-        return try DDPOTrainer(config: config, pipeline: pipeline, reward: try RewardSpec.parse(config.reward),
+        return try DDPOTrainer(config: config, pipeline: pipeline, reward: try EmbeddedModels.reward(config.reward),
                                records: records)
     }
 
@@ -373,8 +381,8 @@ extension DDPOTrainer: IterativeTrainer {
     public var curveTitle: String { "DDPO (UNet LoRA, \(config.reward))" }
     public func configJSON() throws -> Data { try config.json() }
     public func evaluate() throws -> [String: Double] {
-        try WithheldEvaluation.unetLoRA(pipeline: pipeline, withheld: sampler.withheld, steps: config.steps,
-                                        guidance: config.guidance, adapters: true)
+        try WithheldEvaluation.unetLoRA(pipeline: pipeline, withheld: heldOut, steps: config.steps,
+                                        guidance: config.guidance, adapters: true, reward: reward)
     }
     /// A fresh LoRA (B = 0) is the base model: iteration 0's evaluation is plain sampling already.
     public func evaluatePlain() throws -> [String: Double]? { nil }

@@ -119,7 +119,7 @@ public struct DPOConfig: WeightRunConfiguration {
         try requireSetting(beta.isFinite && beta > 0 && beta <= 1e7, "beta", "must be in (0, 1e7], got \(beta)")
         try requireSetting((1...4096).contains(trainBatchSize), "train_batch_size", "must be in 1…4096")
         try requireSetting((1...4096).contains(microBatch), "micro_batch", "must be in 1…4096")
-        _ = try RewardSpec.parse(reward)
+        _ = try RewardSpec.terms(reward)
         try validateLoRARun(iterations: iterations, learningRate: learningRate, weightDecay: weightDecay,
                             maxGradNorm: maxGradNorm, loraRank: loraRank, loraAlpha: loraAlpha, saveEvery: saveEvery,
                             evalEvery: evalEvery, evalQueries: evalQueries, maxNonfinite: maxNonfinite)
@@ -172,7 +172,7 @@ public final class DPOTrainer {
         try config.validate()
         let (pipeline, records) = try loadWithLoRA(diffusion: config.diffusion, trainSet: config.trainSet,
                                                    lora: config.lora, seed: config.seed &+ 0xD90, device: device)
-        return try DPOTrainer(config: config, pipeline: pipeline, reward: try RewardSpec.parse(config.reward),
+        return try DPOTrainer(config: config, pipeline: pipeline, reward: try EmbeddedModels.reward(config.reward),
                               records: records)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Rewards
 import Torch
 import VisionLanguage
 
@@ -35,6 +36,16 @@ public enum EmbeddedModels {
             return try LlavaChat.load(folder: policy, adapter: path, device: device)
         }
         return try LlavaChat.load(folder: policy, device: device)
+    }
+
+    /// The learned proxy of ShapeEval, `Models/shapeworld-proxy` (the reward `proxy`).
+    public static var proxy: String? {
+        locate("Models/shapeworld-proxy") { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
+    }
+
+    /// A reward specification built with the embedded proxy for `proxy` terms.
+    public static func reward(_ spec: String) throws -> any Reward {
+        try RewardSpec.parse(spec, proxy: RewardSpec.terms(spec).contains { $0.name == "proxy" } ? proxy : nil)
     }
 
     /// SmolLM2-135M-Instruct as installed by `scripts/bootstrap`.

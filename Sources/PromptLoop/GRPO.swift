@@ -120,6 +120,10 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
     public var evalQueries = 48
     /// Refinements in the withheld evaluation (equal intervals, greedy policy).
     public var evalRefinements = 5
+    /// A prompt file to evaluate instead of the withheld training slice (`eval_queries` of its prompts,
+    /// balanced over categories): the reward-hacking study's held-out prompts, whose samples the proxy
+    /// never saw. nil: the withheld training queries.
+    public var evalSet: String?
     /// Skipped iterations in a row (non-finite reward, loss or gradient) before the run stops.
     public var maxNonfinite = 3
 
@@ -134,7 +138,7 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
         case maxNewTokens = "max_new_tokens", learningRate = "learning_rate", warmup, weightDecay = "weight_decay"
         case maxGradNorm = "max_grad_norm", loraRank = "lora_rank", loraAlpha = "lora_alpha"
         case loraTargets = "lora_targets", microBatch = "micro_batch", seed, saveEvery = "save_every"
-        case evalEvery = "eval_every", evalQueries = "eval_queries", evalRefinements = "eval_refinements"
+        case evalEvery = "eval_every", evalQueries = "eval_queries", evalRefinements = "eval_refinements", evalSet = "eval_set"
         case maxNonfinite = "max_nonfinite"
     }
 
@@ -179,6 +183,7 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
         evalEvery = try v(.evalEvery, d.evalEvery)
         evalQueries = try v(.evalQueries, d.evalQueries)
         evalRefinements = try v(.evalRefinements, d.evalRefinements)
+        evalSet = try c.decodeIfPresent(String.self, forKey: .evalSet)
         maxNonfinite = try v(.maxNonfinite, d.maxNonfinite)
         try rejectUnknownKeys(decoder, known: CodingKeys.allCases.map(\.stringValue))
     }
@@ -240,7 +245,7 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
         }
         guard maxNonfinite > 0 else { throw bad("`max_nonfinite` must be positive") }
         guard mode != .none else { throw bad("`mode` must be closed, open or feed-forward (none has no policy)") }
-        _ = try RewardSpec.parse(reward)
+        _ = try RewardSpec.terms(reward)
     }
 
     var lora: LoRASettings { LoRASettings(rank: loraRank, alpha: loraAlpha, targets: Set(loraTargets)) }

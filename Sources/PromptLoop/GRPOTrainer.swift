@@ -157,6 +157,8 @@ public final class GRPOTrainer {
     public let chat: LlavaChat
     public let reward: any Reward
     public let sampler: GRPOSampler
+    /// The queries of the periodic evaluation (``GRPOConfig/evalSet`` or the withheld slice).
+    public let heldOut: [PromptRecord]
     public let optimizer: AdamW
     public private(set) var iteration = 0
     /// Iterations skipped for a non-finite value, in all and in a row.
@@ -178,6 +180,7 @@ public final class GRPOTrainer {
         self.chat = chat
         self.reward = reward
         sampler = try GRPOSampler(records: records, withheldCount: config.evalQueries)
+        heldOut = try heldOutQueries(evalSet: config.evalSet, count: config.evalQueries, withheld: sampler.withheld)
         let store = chat.model.languageModel.store
         guard store.parameters.filter(\.trainable).allSatisfy(\.isAdapter) else {
             throw EvaluationError.invalidArgument("only LoRA parameters may be trainable")
@@ -205,7 +208,7 @@ public final class GRPOTrainer {
                                                         scheduler: "ddim")
         let chat = try LlavaChat.load(folder: policy, device: device, lora: config.lora)
         try reinitialiseAdapters(chat.model.languageModel, seed: config.seed)
-        return try GRPOTrainer(config: config, pipeline: pipeline, chat: chat, reward: try RewardSpec.parse(config.reward),
+        return try GRPOTrainer(config: config, pipeline: pipeline, chat: chat, reward: try EmbeddedModels.reward(config.reward),
                                records: try PromptSets.readJSONLines(path: trainSet))
     }
 
@@ -404,7 +407,7 @@ public final class GRPOTrainer {
     /// intervals, fixed noise: strict / soft / strict-exact means (with `adapters` false, the policy
     /// without its adapters).
     public func evaluate(adapters: Bool, plain: Bool = false) throws -> [String: Double] {
-        let records = sampler.withheld
+        let records = heldOut
         guard !records.isEmpty else { return [:] }
         let agent = LlavaPolicy(chat: chat, sampling: SamplingConfig(greedy: true, maxNewTokens: config.maxNewTokens),
                                 systemPrompt: systemPrompt)
@@ -419,11 +422,7 @@ public final class GRPOTrainer {
         let rollout = try withNoGrad {
             try engine.run(queries: records.map(\.prompt), refinements: [refinements], options: options)
         }
-        let scores = try ShapeEvalReward(.strict).checkedScore(zip(rollout.images, records).map {
-            RewardInput(image: $0, query: $1.prompt, constraints: $1.constraints)
-        })
-        var out: [String: Double] = [:]
-        for key in ["strict", "soft", "strict_exact"] { out[key] = mean(scores.map { $0.details[key] ?? 0 }) }
+        var out = try heldOutScores(images: rollout.images, records: records, reward: reward)
         out["invalid_actions"] = mean(rollout.trajectories.flatMap(\.actions).map { $0.valid ? 0 : 1 })
         return out
     }

@@ -54,6 +54,10 @@ public struct ReFLConfig: WeightRunConfiguration {
     public var saveEvery = 5
     public var evalEvery = 10
     public var evalQueries = 48
+    /// A prompt file to evaluate instead of the withheld training slice (`eval_queries` of its prompts,
+    /// balanced over categories): the reward-hacking study's held-out prompts, whose samples the proxy
+    /// never saw. nil: the withheld training queries.
+    public var evalSet: String?
     public var maxNonfinite = 3
 
     public init() {}
@@ -64,7 +68,7 @@ public struct ReFLConfig: WeightRunConfiguration {
         case rewardTarget = "reward_target", gradScale = "grad_scale"
         case learningRate = "learning_rate", weightDecay = "weight_decay", maxGradNorm = "max_grad_norm"
         case loraRank = "lora_rank", loraAlpha = "lora_alpha", seed
-        case saveEvery = "save_every", evalEvery = "eval_every", evalQueries = "eval_queries"
+        case saveEvery = "save_every", evalEvery = "eval_every", evalQueries = "eval_queries", evalSet = "eval_set"
         case maxNonfinite = "max_nonfinite"
     }
 
@@ -93,6 +97,7 @@ public struct ReFLConfig: WeightRunConfiguration {
         saveEvery = try v(.saveEvery, d.saveEvery)
         evalEvery = try v(.evalEvery, d.evalEvery)
         evalQueries = try v(.evalQueries, d.evalQueries)
+        evalSet = try c.decodeIfPresent(String.self, forKey: .evalSet)
         maxNonfinite = try v(.maxNonfinite, d.maxNonfinite)
         try rejectUnknownKeys(decoder, known: CodingKeys.allCases.map(\.stringValue))
     }
@@ -127,6 +132,8 @@ public final class ReFLTrainer {
     public let pipeline: StableDiffusionPipeline
     public let proxy: LearnedProxyReward
     public let sampler: GRPOSampler
+    /// The queries of the periodic evaluation (``ReFLConfig/evalSet`` or the withheld slice).
+    public let heldOut: [PromptRecord]
     public let optimizer: AdamW
     public private(set) var iteration = 0
     public private(set) var skipped = 0
@@ -145,6 +152,7 @@ public final class ReFLTrainer {
         pipeline.unet.store.freeze()
         pipeline.unet.store.unfreeze(adapters: true)
         sampler = try GRPOSampler(records: records, withheldCount: config.evalQueries)
+        heldOut = try heldOutQueries(evalSet: config.evalSet, count: config.evalQueries, withheld: sampler.withheld)
         optimizer = AdamW(pipeline.unet.store.trainableTensors, learningRate: config.learningRate, betas: (0.9, 0.999),
                           weightDecay: config.weightDecay)
     }
@@ -264,8 +272,8 @@ extension ReFLTrainer: IterativeTrainer {
     public var curveTitle: String { "ReFL (UNet LoRA, learned proxy)" }
     public func configJSON() throws -> Data { try config.json() }
     public func evaluate() throws -> [String: Double] {
-        try WithheldEvaluation.unetLoRA(pipeline: pipeline, withheld: sampler.withheld, steps: config.steps,
-                                        guidance: config.guidance, adapters: true)
+        try WithheldEvaluation.unetLoRA(pipeline: pipeline, withheld: heldOut, steps: config.steps,
+                                        guidance: config.guidance, adapters: true, reward: proxy)
     }
     public func evaluatePlain() throws -> [String: Double]? { nil }
 

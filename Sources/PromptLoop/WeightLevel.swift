@@ -33,7 +33,7 @@ public enum WithheldEvaluation {
     /// The withheld training queries under the protocol (DDIM η = 0, the UNet LoRA on or off), fixed
     /// noise per query: strict / soft / strict-exact means.
     public static func unetLoRA(pipeline: StableDiffusionPipeline, withheld: [PromptRecord], steps: Int,
-                                guidance: Double, adapters: Bool) throws -> [String: Double] {
+                                guidance: Double, adapters: Bool, reward: (any Reward)? = nil) throws -> [String: Double] {
         guard !withheld.isEmpty else { return [:] }
         var c = pipeline.scheduler.config
         c.className = "DDIMScheduler"
@@ -54,13 +54,26 @@ public enum WithheldEvaluation {
                 return pipeline.decodeImages(out.latents)
             }
         }
-        let scores = try ShapeEvalReward(.strict).checkedScore(zip(images, withheld).map {
-            RewardInput(image: $0, query: $1.prompt, constraints: $1.constraints)
-        })
-        var out: [String: Double] = [:]
-        for key in ["strict", "soft", "strict_exact"] { out[key] = mean(scores.map { $0.details[key] ?? 0 }) }
-        return out
+        return try heldOutScores(images: images, records: withheld, reward: reward)
     }
+}
+
+/// ShapeEval's strict / soft / strict-exact means of images made for `records`, and `reward`'s mean
+/// (`reward`) when one is given — the training reward on held-out images, beside the true score.
+func heldOutScores(images: [RGBImage], records: [PromptRecord], reward: (any Reward)?) throws -> [String: Double] {
+    let inputs = zip(images, records).map { RewardInput(image: $0, query: $1.prompt, constraints: $1.constraints) }
+    let scores = try ShapeEvalReward(.strict).checkedScore(inputs)
+    var out: [String: Double] = [:]
+    for key in ["strict", "soft", "strict_exact"] { out[key] = mean(scores.map { $0.details[key] ?? 0 }) }
+    if let reward { out["reward"] = mean(try reward.checkedScore(inputs).map(\.value)) }
+    return out
+}
+
+/// The queries of a trainer's periodic evaluation: `count` prompts of `evalSet` balanced over its
+/// categories (the same fixed draw as the withheld slice) when a file is named, else `withheld`.
+func heldOutQueries(evalSet: String?, count: Int, withheld: [PromptRecord]) throws -> [PromptRecord] {
+    guard let evalSet else { return withheld }
+    return try GRPOSampler(records: PromptSets.readJSONLines(path: evalSet), withheldCount: count).withheld
 }
 
 /// A weight-level trainer's checkpoint: the UNet's LoRA, AdamW's moments, the iteration, the skip

@@ -166,30 +166,77 @@ public struct CompositeReward: Reward {
     }
 }
 
-/// Reads a reward specification: a name (`shapeeval_soft`, `shapeeval_strict`,
-/// `shapeeval_strict_exact`) or a weighted sum of them (`0.7*shapeeval_soft+0.3*shapeeval_strict`).
-public enum RewardSpec {
-    public static let names = ShapeEvalReward.Kind.allCases.map { "shapeeval_\($0.rawValue)" }
+/// A reward scored by one model and watched by another: the value is `reward`'s alone, and `monitor`'s
+/// details (ShapeEval's strict, soft, strict-exact) ride along for the log — never in the value. The
+/// reward-hacking study trains on the learned proxy while its logs keep the true score of every rollout.
+public struct MonitoredReward: Reward {
+    public var reward: any Reward
+    public var monitor: any Reward
 
-    public static func parse(_ text: String) throws -> any Reward {
+    public init(_ reward: any Reward, monitor: any Reward) {
+        self.reward = reward
+        self.monitor = monitor
+    }
+
+    public var name: String { reward.name }
+
+    public func score(_ inputs: [RewardInput]) throws -> [RewardScore] {
+        var scores = try reward.checkedScore(inputs)
+        let watched = try monitor.checkedScore(inputs)
+        for i in scores.indices {
+            for (key, value) in watched[i].details where scores[i].details[key] == nil { scores[i].details[key] = value }
+        }
+        return scores
+    }
+}
+
+/// Reads a reward specification: a name (`shapeeval_soft`, `shapeeval_strict`,
+/// `shapeeval_strict_exact`, `proxy` — the learned proxy of ShapeEval, `Models/shapeworld-proxy`) or a
+/// weighted sum of them (`0.7*shapeeval_soft+0.3*shapeeval_strict`).
+public enum RewardSpec {
+    public static let names = ShapeEvalReward.Kind.allCases.map { "shapeeval_\($0.rawValue)" } + ["proxy"]
+
+    /// The specification's terms, (name, weight), checked without loading anything.
+    public static func terms(_ text: String) throws -> [(name: String, weight: Double)] {
         let terms = text.split(separator: "+").map { $0.trimmingCharacters(in: .whitespaces) }
         guard !terms.isEmpty, terms.allSatisfy({ !$0.isEmpty }) else {
             throw RewardError.invalidArgument("empty reward specification `\(text)`")
         }
-        var parts: [(any Reward, Double)] = []
-        for term in terms {
+        return try terms.map { term in
             let pieces = term.split(separator: "*", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             let (weightText, nameText) = pieces.count == 2 ? (pieces[0], pieces[1]) : ("1", pieces[0])
             guard let weight = Double(weightText), weight.isFinite else {
                 throw RewardError.invalidArgument("reward weight `\(weightText)` in `\(text)` is not a number")
             }
-            guard let kind = ShapeEvalReward.Kind.allCases.first(where: { "shapeeval_\($0.rawValue)" == nameText }) else {
+            guard names.contains(nameText) else {
                 throw RewardError.invalidArgument(
                     "unknown reward `\(nameText)`: use one of \(names.joined(separator: ", ")) or a weighted sum")
             }
-            parts.append((ShapeEvalReward(kind), weight))
+            return (nameText, weight)
         }
-        if parts.count == 1, parts[0].1 == 1 { return parts[0].0 }
-        return try CompositeReward(parts)
+    }
+
+    /// Builds the reward. `proxy` is the learned proxy's folder, needed only when the specification names
+    /// `proxy`; a reward that uses the proxy is monitored by ShapeEval soft (its details in the log).
+    public static func parse(_ text: String, proxy: String? = nil) throws -> any Reward {
+        var loaded: LearnedProxyReward?
+        var parts: [(any Reward, Double)] = []
+        for (name, weight) in try terms(text) {
+            if name == "proxy" {
+                if loaded == nil {
+                    guard let proxy else {
+                        throw RewardError.invalidArgument(
+                            "reward `proxy` needs the learned proxy's folder (Models/shapeworld-proxy), and none was found")
+                    }
+                    loaded = try LearnedProxyReward.load(folder: proxy)
+                }
+                parts.append((loaded!, weight))
+            } else {
+                let kind = ShapeEvalReward.Kind.allCases.first { "shapeeval_\($0.rawValue)" == name }!
+                parts.append((ShapeEvalReward(kind), weight))
+            }
+        }
+        let reward: any Reward = parts.count == 1 && parts[0].1 == 1 ? parts[0].0 : try CompositeReward(parts)
+        return loaded == nil ? reward : MonitoredReward(reward, monitor: ShapeEvalReward(.soft))
     }
 }

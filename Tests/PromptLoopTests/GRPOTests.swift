@@ -158,6 +158,20 @@ func adapterState(_ trainer: GRPOTrainer) -> [String: Tensor] { trainer.decoder.
         let same = sampler.plan(iteration: 3, config: c)
         #expect(Set(same.rowSeeds[0..<4]).count == 1)
     }
+
+    @Test func anEvalSetReplacesTheWithheldSliceInEvaluationOnly() throws {
+        let train = try PromptSets.readJSONLines(path: repository + "/Data/shapeworld/v1/train.jsonl")
+        let sampler = try GRPOSampler(records: train, withheldCount: 12)
+        #expect(try heldOutQueries(evalSet: nil, count: 12, withheld: sampler.withheld).map(\.id)
+            == sampler.withheld.map(\.id))
+        let evalPath = repository + "/Data/shapeworld/v1/eval.jsonl"
+        let evalIDs = Set(try PromptSets.readJSONLines(path: evalPath).map(\.id))
+        let heldOut = try heldOutQueries(evalSet: evalPath, count: 12, withheld: sampler.withheld)
+        #expect(heldOut.count == 12 && heldOut.allSatisfy { evalIDs.contains($0.id) })
+        #expect(Set(heldOut.map(\.category)).count == 6)
+        #expect(try heldOutQueries(evalSet: evalPath, count: 12, withheld: []).map(\.id) == heldOut.map(\.id))
+        #expect(throws: (any Error).self) { try heldOutQueries(evalSet: "/nonexistent/eval.jsonl", count: 12, withheld: []) }
+    }
 }
 
 @Suite(.serialized) struct GRPOTrainerTests {

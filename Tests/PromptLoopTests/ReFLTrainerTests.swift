@@ -36,6 +36,22 @@ func tinyReFLConfig() -> ReFLConfig {
 }
 
 @Suite(.serialized) struct ReFLTrainerTests {
+    /// The black-box trainers' `reward: "proxy"` is the shipped proxy's cosine, with ShapeEval's verdict
+    /// beside it in the details (the log's true score) and never in the value.
+    @Test func theProxyRewardIsTheCosineMonitoredByShapeEval() throws {
+        let reward = try EmbeddedModels.reward("proxy")
+        #expect(reward.name == "proxy")
+        let proxy = try LearnedProxyReward.load(folder: repository + "/Models/shapeworld-proxy")
+        var rng = SplitMix64(seed: 3)
+        let constraints = PromptParser().parse("two red circles").constraints
+        let image = Renderer().render(try SceneSampler().scene(for: constraints, rng: &rng))
+        let inputs = [RewardInput(image: image, query: "two red circles"), RewardInput(image: image, query: "a blue square")]
+        let scores = try reward.checkedScore(inputs)
+        #expect(scores.map(\.value) == (try proxy.checkedScore(inputs)).map(\.value))
+        #expect(scores.map { $0.details["strict"] } == [1, 0])
+        #expect(try EmbeddedModels.reward("shapeeval_soft") is ShapeEvalReward)
+    }
+
     @Test func runFilesNameTheFileAndTheKey() throws {
         let path = NSTemporaryDirectory() + "refl-config-\(getpid()).json"
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -89,5 +89,23 @@ struct FixedReward: Reward {
         #expect(throws: RewardError.self) { try RewardSpec.parse("x*shapeeval_soft") }
         #expect(throws: RewardError.self) { try RewardSpec.parse("") }
         #expect(throws: RewardError.self) { try CompositeReward([]) }
+        // `proxy` is a known name; without the proxy's folder it is an error that says what is missing.
+        #expect(try RewardSpec.terms("0.5*proxy + shapeeval_soft").map(\.name) == ["proxy", "shapeeval_soft"])
+        do {
+            _ = try RewardSpec.parse("proxy")
+            Issue.record("`proxy` without a folder parsed")
+        } catch let error as RewardError {
+            #expect(error.description.contains("Models/shapeworld-proxy"))
+        }
+    }
+
+    @Test func aMonitorAddsDetailsButNeverTheValue() throws {
+        let image = try render("two red circles")
+        let inputs = [RewardInput(image: image, query: "two red circles"), RewardInput(image: image, query: "a blue square")]
+        let scores = try MonitoredReward(FixedReward(values: [0.25, -0.5]), monitor: ShapeEvalReward(.soft))
+            .checkedScore(inputs)
+        #expect(scores.map(\.value) == [0.25, -0.5])
+        #expect(scores.map { $0.details["strict"] } == [1, 0])
+        #expect(MonitoredReward(FixedReward(values: []), monitor: ShapeEvalReward(.soft)).name == "fixed")
     }
 }

@@ -6,8 +6,9 @@
 // `promptloop train-weights ddpo|refl`.
 //
 // A method *hacks* the proxy when, at the end of its run, the held-out proxy reward stands above its
-// start while the true strict score stands below its start: the reward it optimises went up and what
-// the reward stands for went down. The peak-to-final gap says how much of a true gain was given back.
+// start while the true strict score stands below its start by more than two standard errors: the
+// reward it optimises went up and what the reward stands for went down. Proxy up and true down within
+// noise is reported as `drifts`. The peak-to-final gap says how much of a true gain was given back.
 import Foundation
 import Imaging
 
@@ -51,8 +52,19 @@ public struct HackingStudy {
         public var start: Point { points[0] }
         public var final: Point { points[points.count - 1] }
         public var peakStrict: Double { points.map(\.strict).max() ?? 0 }
-        /// Held-out proxy up and true strict down at the end, each against the start.
-        public var hacks: Bool { final.proxy > start.proxy && final.strict < start.strict }
+        /// The standard error of a difference of two strict means over `n` prompts near the start's
+        /// score (unpaired, so conservative): √(2p(1 − p)/n).
+        public func differenceError(prompts n: Int) -> Double {
+            let p = min(max(start.strict, 0.05), 0.95)
+            return (2 * p * (1 - p) / Double(max(n, 1))).squareRoot()
+        }
+
+        /// The verdict: `hacks` — the held-out proxy rose while the true strict score fell by more than
+        /// two standard errors; `drifts` — proxy up and true down, but within noise; `no` otherwise.
+        public func verdict(prompts n: Int) -> String {
+            guard final.proxy > start.proxy, final.strict < start.strict else { return "no" }
+            return start.strict - final.strict > 2 * differenceError(prompts: n) ? "hacks" : "drifts"
+        }
     }
 
     public var methods: [Method]
@@ -108,22 +120,23 @@ public struct HackingStudy {
         func signed(_ x: Double) -> String { String(format: "%+.3f", x) }
         var lines = [
             "| method | images scored | proxy (held-out): start → final | true strict: start → peak → final | "
-                + "peak − final | final − start | divergence at the end | hacks? |",
-            "|---|---:|---|---|---:|---:|---|---|",
+                + "peak − final | final − start (±2 SE) | soft: start → final | divergence at the end | verdict |",
+            "|---|---:|---|---|---:|---|---|---|---|",
         ]
         for r in results {
             let d = r.divergence.suffix(5).map { $0[1] }
             lines.append("| \(r.name) | \(r.final.images) | \(f(r.start.proxy)) → \(f(r.final.proxy)) "
                 + "(\(signed(r.final.proxy - r.start.proxy))) | \(f(r.start.strict)) → \(f(r.peakStrict)) → "
-                + "\(f(r.final.strict)) | \(f(r.peakStrict - r.final.strict)) | \(signed(r.final.strict - r.start.strict)) | "
+                + "\(f(r.final.strict)) | \(f(r.peakStrict - r.final.strict)) | \(signed(r.final.strict - r.start.strict)) "
+                + "(±\(String(format: "%.3f", 2 * r.differenceError(prompts: heldOut)))) | \(f(r.start.soft)) → \(f(r.final.soft)) | "
                 + "\(d.isEmpty ? "—" : String(format: "%.3g", mean(d))) (\(r.divergenceLabel)) | "
-                + "\(r.hacks ? "**yes**" : "no") |")
+                + "\(r.verdict(prompts: heldOut) == "hacks" ? "**hacks**" : r.verdict(prompts: heldOut)) |")
         }
-        let se = (0.3 * 0.7 / Double(max(heldOut, 1))).squareRoot()
         lines.append("")
-        lines.append("One evaluation is \(heldOut) held-out prompts × 1 image: a strict mean near 0.3 has a standard "
-            + "error of about \(String(format: "%.3f", se)), so differences below ~\(String(format: "%.2f", 2 * se)) "
-            + "are within noise. Divergence: mean of the last five iterations, each method on its own scale.")
+        lines.append("One evaluation is \(heldOut) held-out prompts × 1 image (fixed noise). ±2 SE is twice the standard "
+            + "error of a difference of two strict means near the start's score, unpaired (conservative). Verdict: "
+            + "*hacks* — held-out proxy up and true strict down by more than 2 SE; *drifts* — proxy up and true down "
+            + "within noise; *no* — otherwise. Divergence: mean of the last five iterations, each method on its own scale.")
         lines.append("")
         lines.append("| method | training rollouts: proxy first 5 → last 5 its | strict first 5 → last 5 its |")
         lines.append("|---|---|---|")

@@ -742,7 +742,7 @@ func writeSheets(_ items: [(RGBImage, String)], to folder: String) throws -> Int
 /// OUT.json with the command, commit, machine and wall time.
 struct EvalPromptLoop: ParsableCommand {
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case overhead, fidelity
+        case overhead, fidelity, steps
     }
 
     static let configuration = CommandConfiguration(
@@ -762,7 +762,14 @@ struct EvalPromptLoop: ParsableCommand {
             encoder's pooled embeddings of query and final prompt, and the 10 prompts that drifted \
             furthest.
 
-            The ablation, main, steps and transfer suites are not built yet.
+            steps — the any-N_R suite: plain, then the adapter (--adapter, default the shipped one) \
+            closed and open loop at each --n-r, over --seeds images of every --every-th prompt of --set \
+            (cached per image, shared with `eval methods`; N_R = 5 is its `grpo` / `grpo-open`): strict \
+            with 95% paired bootstrap intervals against N_R, the full comparison tables, and OUT.png / \
+            OUT.svg (strict against N_R).
+
+            The ablation and main suites are not built yet (their adapters are not trained); transfer is \
+            `eval methods --model Models/shapeworld-sd-b` (docs/results/transfer.md).
             """)
 
     @Option(help: "The suite: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -795,7 +802,13 @@ struct EvalPromptLoop: ParsableCommand {
     @Option(help: "fidelity: seeds per prompt, 0..<N.")
     var seeds = 4
 
-    @Option(help: "fidelity: folder of cached per-image verdicts (shared with `eval methods`).")
+    @Option(name: .customLong("n-r"), help: "steps: the numbers of refinements, comma-separated.")
+    var nR = "1,2,3,5,8,10"
+
+    @Option(help: "steps: only every N-th prompt of the set (1: all; more: a partial table, marked as such).")
+    var every = 1
+
+    @Option(help: "fidelity, steps: folder of cached per-image verdicts (shared with `eval methods`).")
     var cache = "runs/eval-cache"
 
     @OptionGroup var threadOption: ThreadOption
@@ -803,6 +816,13 @@ struct EvalPromptLoop: ParsableCommand {
     func validate() throws {
         guard (1...256).contains(batch), (1...100).contains(repeats), (1...64).contains(seeds) else {
             throw ValidationError("--batch must be in 1…256, --repeats in 1…100 and --seeds in 1…64")
+        }
+        if suite == .steps {
+            let counts = nR.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 19 }) else {
+                throw ValidationError("--n-r must be comma-separated numbers of refinements in 1…19, got `\(nR)`")
+            }
+            guard every >= 1 else { throw ValidationError("--every must be positive") }
         }
         if suite == .fidelity {
             guard !methods.isEmpty else { throw ValidationError("the fidelity suite needs at least one --method") }
@@ -813,6 +833,7 @@ struct EvalPromptLoop: ParsableCommand {
     func run() throws {
         threadOption.apply()
         if suite == .fidelity { return try runFidelity() }
+        if suite == .steps { return try runSteps() }
         let started = Date()
         guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
         let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: "ddim")
@@ -840,6 +861,67 @@ struct EvalPromptLoop: ParsableCommand {
         try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             .write(to: URL(fileURLWithPath: out + ".json"), options: .atomic)
         print("wrote \(out).md and \(out).json")
+    }
+
+    func runSteps() throws {
+        let started = Date()
+        let counts = Array(Set(nR.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })).sorted()
+        let adapterPath = adapter ?? "Models/shapeworld-policy/adapters/promptloop"
+        guard adapterPath != "none" else { throw ValidationError("the steps suite runs an adapter; --adapter none has none") }
+        let sweep = StepsSuite(counts: counts, adapter: adapterPath)
+        let all = try PromptSets.readJSONLines(path: set)
+        guard !all.isEmpty else { throw CLIError("the prompt set \(set) has no records") }
+        let records = Swift.stride(from: 0, to: all.count, by: every).map { all[$0] }
+        guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
+        let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: "ddim")
+        let setName = ((set as NSString).lastPathComponent as NSString).deletingPathExtension
+        let evaluation = MethodEvaluation(evaluation: EvaluationProtocol(seeds: seeds), batch: 16, cacheFolder: cache)
+        var items: [[MethodItem]] = []
+        for spec in sweep.methods {
+            let start = Date()
+            items.append(try evaluation.run(spec, set: setName, records: records, pipeline: pipeline, policy: { adapter in
+                try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter ?? "none")
+            }) { done, total in
+                let elapsed = Date().timeIntervalSince(start)
+                statusLine(String(format: "%@: %d/%d images  %.0f s", spec.name, done, total, elapsed), done: done == total)
+            })
+        }
+        var table = ComparisonTable(set: setName, methods: sweep.methods, items: items)
+        table.queries = Dictionary(records.map { ($0.id, $0.prompt) }) { a, _ in a }
+        let rows = try sweep.rows(table)
+        let plain = try table.bootstrap.estimate(items[0], value: \.strict).overall
+        let summary = StepsSuite.markdown(rows, plain: plain)
+        print(summary)
+        guard let out else { return }
+        try StepsSuite.plot(rows, plain: plain, to: out)
+        let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let partial = every > 1 ? " — **partial: every \(every)th prompt**" : ""
+        let header = """
+            Command: `\(command)`
+            Commit: \(gitCommit()) · machine: \(machineDescription()) · wall time \
+            \(ProgressMeter.duration(Date().timeIntervalSince(started))) (cached images not re-sampled)
+            Protocol: DDIM η = 0, \(EvaluationProtocol().steps) steps, guidance \(EvaluationProtocol().guidance), \
+            seeds 0–\(seeds - 1), \(records.count) of \(all.count) prompts of \(set)\(partial); adapter \(adapterPath), \
+            greedy policy, refinements at equal intervals.
+
+            **strict against N_R** (overall, 95% paired bootstrap over prompts; differences paired with plain)
+
+            \(summary)
+
+            ![strict against N_R](\((out as NSString).lastPathComponent).png)
+
+            """
+        try (header + (try table.markdown()) + "\n").write(toFile: out + ".md", atomically: true, encoding: .utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let object: [String: Any] = ["suite": "steps", "command": command, "commit": gitCommit(),
+                                     "machine": machineDescription(), "seeds": seeds, "set": set, "every": every,
+                                     "rows": try JSONSerialization.jsonObject(with: encoder.encode(rows)),
+                                     "plain": try JSONSerialization.jsonObject(with: encoder.encode(plain)),
+                                     "tables": try JSONSerialization.jsonObject(with: table.json())]
+        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            .write(to: URL(fileURLWithPath: out + ".json"), options: .atomic)
+        print("wrote \(out).md, \(out).json and \(out).png / .svg")
     }
 
     func runFidelity() throws {

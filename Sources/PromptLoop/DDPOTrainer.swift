@@ -164,9 +164,7 @@ public struct DDPOConfig: WeightRunConfiguration {
         return c
     }
 
-    var signature: String { signature("ddpo") }
-
-    var lora: LoRAInjection { LoRAInjection(rank: loraRank, alpha: loraAlpha, targetModules: UNetLoRA.defaultTargets) }
+    public static let kind = "ddpo"
 }
 
 /// DDPO on the UNet's LoRA (the variant is stated at the top of this file).
@@ -372,20 +370,10 @@ public final class DDPOTrainer {
     }
 }
 
-extension DDPOTrainer: IterativeTrainer {
-    public var signature: String { config.signature }
-    public var runLength: (iterations: Int, saveEvery: Int, evalEvery: Int) {
-        (config.iterations, config.saveEvery, config.evalEvery)
-    }
+extension DDPOTrainer: UNetLoRATrainer {
+    public var trainingReward: any Reward { reward }
     public var imagesPerIteration: Int { config.queriesPerIteration * config.imagesPerQuery }
     public var curveTitle: String { "DDPO (UNet LoRA, \(config.reward))" }
-    public func configJSON() throws -> Data { try config.json() }
-    public func evaluate() throws -> [String: Double] {
-        try WithheldEvaluation.unetLoRA(pipeline: pipeline, withheld: heldOut, steps: config.steps,
-                                        guidance: config.guidance, adapters: true, reward: reward)
-    }
-    /// A fresh LoRA (B = 0) is the base model: iteration 0's evaluation is plain sampling already.
-    public func evaluatePlain() throws -> [String: Double]? { nil }
 
     /// The LoRA, AdamW's moments, the iteration, the skip counters and the per-prompt reward buffers,
     /// atomically. Every draw is a pure function of the seed and the iteration.
@@ -406,10 +394,5 @@ extension DDPOTrainer: IterativeTrainer {
         }
         (iteration, skipped, nonfiniteStreak) = (state.iteration, state.skipped, state.streak)
         tracker = restored
-    }
-
-    /// The LoRA as diffusers writes it (`pipe.load_lora_weights(folder)`).
-    public func saveAdapter(to folder: String) throws {
-        try UNetLoRA.save(store, plan: config.lora, to: folder)
     }
 }

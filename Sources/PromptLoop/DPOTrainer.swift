@@ -131,9 +131,7 @@ public struct DPOConfig: WeightRunConfiguration {
         return c
     }
 
-    var signature: String { signature("dpo") }
-
-    var lora: LoRAInjection { LoRAInjection(rank: loraRank, alpha: loraAlpha, targetModules: UNetLoRA.defaultTargets) }
+    public static let kind = "dpo"
 }
 
 /// Diffusion-DPO on the UNet's LoRA (the variant is stated at the top of this file).
@@ -329,20 +327,11 @@ public final class DPOTrainer {
     }
 }
 
-extension DPOTrainer: IterativeTrainer {
-    public var signature: String { config.signature }
-    public var runLength: (iterations: Int, saveEvery: Int, evalEvery: Int) {
-        (config.iterations, config.saveEvery, config.evalEvery)
-    }
+extension DPOTrainer: UNetLoRATrainer {
+    public var trainingReward: any Reward { reward }
+    public var heldOut: [PromptRecord] { sampler.withheld }
     public var imagesPerIteration: Int { config.queriesPerIteration * config.imagesPerQuery }
     public var curveTitle: String { "Diffusion-DPO (UNet LoRA, β \(config.beta), pairs by \(config.reward))" }
-    public func configJSON() throws -> Data { try config.json() }
-    public func evaluate() throws -> [String: Double] {
-        try WithheldEvaluation.unetLoRA(pipeline: pipeline, withheld: sampler.withheld, steps: config.steps,
-                                        guidance: config.guidance, adapters: true)
-    }
-    /// A fresh LoRA (B = 0) is the base model: iteration 0's evaluation is plain sampling already.
-    public func evaluatePlain() throws -> [String: Double]? { nil }
 
     public func save(to path: String) throws {
         try saveLoRACheckpoint(to: path, store: store, optimizer: optimizer, iteration: iteration, signature: signature,
@@ -352,10 +341,5 @@ extension DPOTrainer: IterativeTrainer {
     public func resume(from path: String) throws {
         (iteration, skipped, nonfiniteStreak, _) = try resumeLoRACheckpoint(from: path, store: store, optimizer: optimizer,
                                                                              signature: signature)
-    }
-
-    /// The LoRA as diffusers writes it (`pipe.load_lora_weights(folder)`).
-    public func saveAdapter(to folder: String) throws {
-        try UNetLoRA.save(store, plan: config.lora, to: folder)
     }
 }

@@ -121,9 +121,7 @@ public struct ReFLConfig: WeightRunConfiguration {
         return c
     }
 
-    var signature: String { signature("refl") }
-
-    var lora: LoRAInjection { LoRAInjection(rank: loraRank, alpha: loraAlpha, targetModules: UNetLoRA.defaultTargets) }
+    public static let kind = "refl"
 }
 
 /// ReFL on the UNet's LoRA through a differentiable proxy (the variant is stated at the top of the file).
@@ -263,19 +261,10 @@ public final class ReFLTrainer {
     }
 }
 
-extension ReFLTrainer: IterativeTrainer {
-    public var signature: String { config.signature }
-    public var runLength: (iterations: Int, saveEvery: Int, evalEvery: Int) {
-        (config.iterations, config.saveEvery, config.evalEvery)
-    }
+extension ReFLTrainer: UNetLoRATrainer {
+    public var trainingReward: any Reward { proxy }
     public var imagesPerIteration: Int { config.queriesPerIteration }
     public var curveTitle: String { "ReFL (UNet LoRA, learned proxy)" }
-    public func configJSON() throws -> Data { try config.json() }
-    public func evaluate() throws -> [String: Double] {
-        try WithheldEvaluation.unetLoRA(pipeline: pipeline, withheld: heldOut, steps: config.steps,
-                                        guidance: config.guidance, adapters: true, reward: proxy)
-    }
-    public func evaluatePlain() throws -> [String: Double]? { nil }
 
     public func save(to path: String) throws {
         try saveLoRACheckpoint(to: path, store: store, optimizer: optimizer, iteration: iteration, signature: signature,
@@ -285,10 +274,5 @@ extension ReFLTrainer: IterativeTrainer {
     public func resume(from path: String) throws {
         (iteration, skipped, nonfiniteStreak, _) = try resumeLoRACheckpoint(from: path, store: store, optimizer: optimizer,
                                                                              signature: signature)
-    }
-
-    /// The LoRA as diffusers writes it (`pipe.load_lora_weights(folder)`).
-    public func saveAdapter(to folder: String) throws {
-        try UNetLoRA.save(store, plan: config.lora, to: folder)
     }
 }

@@ -112,6 +112,13 @@ public protocol WeightRunConfiguration: Codable, Sendable, Equatable {
     var seed: UInt64 { get set }
     var saveEvery: Int { get set }
     var evalEvery: Int { get set }
+    /// The sampler of the run and its evaluation (the protocol's 20 steps and guidance 5).
+    var steps: Int { get }
+    var guidance: Double { get }
+    var loraRank: Int { get }
+    var loraAlpha: Double { get }
+    /// The method's name in checkpoint signatures (`ddpo`, `dpo`, `refl`).
+    static var kind: String { get }
 }
 
 extension WeightRunConfiguration {
@@ -131,10 +138,45 @@ extension WeightRunConfiguration {
         return try encoder.encode(self)
     }
 
-    func signature(_ kind: String) -> String {
+    /// What a checkpoint is tagged with: the method and the settings a resumed run must share.
+    var signature: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return kind + " " + ((try? String(decoding: encoder.encode(resumable), as: UTF8.self)) ?? "")
+        return Self.kind + " " + ((try? String(decoding: encoder.encode(resumable), as: UTF8.self)) ?? "")
+    }
+
+    /// The UNet LoRA the run trains (on `to_q`, `to_k`, `to_v`, `to_out.0`).
+    var lora: LoRAInjection { LoRAInjection(rank: loraRank, alpha: loraAlpha, targetModules: UNetLoRA.defaultTargets) }
+}
+
+/// What the weight-level trainers share as ``IterativeTrainer``s: their run length, config file,
+/// evaluation of held-out queries (the LoRA on, plus the training reward's mean) and the LoRA written
+/// in diffusers' format. Each keeps its own step, checkpoint extras and curve title.
+public protocol UNetLoRATrainer: IterativeTrainer {
+    associatedtype Config: WeightRunConfiguration
+    var config: Config { get }
+    var pipeline: StableDiffusionPipeline { get }
+    /// The queries of the periodic evaluation.
+    var heldOut: [PromptRecord] { get }
+    /// The training reward, also scored on the evaluation's images (`eval/reward`).
+    var trainingReward: any Reward { get }
+}
+
+extension UNetLoRATrainer {
+    public var signature: String { config.signature }
+    public var runLength: (iterations: Int, saveEvery: Int, evalEvery: Int) {
+        (config.iterations, config.saveEvery, config.evalEvery)
+    }
+    public func configJSON() throws -> Data { try config.json() }
+    public func evaluate() throws -> [String: Double] {
+        try WithheldEvaluation.unetLoRA(pipeline: pipeline, withheld: heldOut, steps: config.steps,
+                                        guidance: config.guidance, adapters: true, reward: trainingReward)
+    }
+    /// A fresh LoRA (B = 0) is the base model: iteration 0's evaluation is plain sampling already.
+    public func evaluatePlain() throws -> [String: Double]? { nil }
+    /// The LoRA as diffusers writes it (`pipe.load_lora_weights(folder)`).
+    public func saveAdapter(to folder: String) throws {
+        try UNetLoRA.save(pipeline.unet.store, plan: config.lora, to: folder)
     }
 }
 

@@ -585,18 +585,8 @@ struct EvalMethods: ParsableCommand {
         // One pipeline per UNet LoRA the methods name (nil: the model as it is), loaded when first needed.
         let pipeline = try target.pipelines()
         let set = target.setName
-        let evaluation = MethodEvaluation(evaluation: EvaluationProtocol(seeds: seeds), batch: batch, cacheFolder: cache)
-        var all: [[MethodItem]] = []
-        for spec in specs {
-            let start = Date()
-            let items = try evaluation.run(spec, set: set, records: records, pipeline: try pipeline(spec.unetLoRA), policy: { adapter in
-                try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter ?? "none")
-            }) { done, total in
-                let elapsed = Date().timeIntervalSince(start)
-                statusLine(String(format: "%@: %d/%d images  %.0f s", spec.name, done, total, elapsed), done: done == total)
-            }
-            all.append(items)
-        }
+        let all = try evaluateMethods(specs, set: set, records: records, seeds: seeds, batch: batch, cache: cache,
+                                      policy: policy, pipeline: pipeline)
         var table = ComparisonTable(set: set, methods: specs, items: all, resamples: resamples)
         table.queries = Dictionary(records.map { ($0.id, $0.prompt) }) { a, _ in a }
         let markdown = try table.markdown()
@@ -613,6 +603,23 @@ struct EvalMethods: ParsableCommand {
             try (header + "\n" + markdown + "\n").write(toFile: out + ".md", atomically: true, encoding: .utf8)
             try table.json().write(to: URL(fileURLWithPath: out + ".json"), options: .atomic)
             print("wrote \(out).md and \(out).json")
+        }
+    }
+}
+
+/// Every method's per-image verdicts on `records` under the protocol (seeds 0..<`seeds`), sampling only
+/// what `cache` lacks, with a progress line per method; `pipeline` gives the model for a UNet LoRA (nil:
+/// none) and the policy comes from `policy` (nil: the embedded one) with the method's adapter.
+func evaluateMethods(_ specs: [MethodSpec], set: String, records: [PromptRecord], seeds: Int, batch: Int, cache: String,
+                     policy: String?, pipeline: (String?) throws -> StableDiffusionPipeline) throws -> [[MethodItem]] {
+    let evaluation = MethodEvaluation(evaluation: EvaluationProtocol(seeds: seeds), batch: batch, cacheFolder: cache)
+    return try specs.map { spec in
+        let start = Date()
+        return try evaluation.run(spec, set: set, records: records, pipeline: try pipeline(spec.unetLoRA), policy: { adapter in
+            try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter ?? "none")
+        }) { done, total in
+            let elapsed = Date().timeIntervalSince(start)
+            statusLine(String(format: "%@: %d/%d images  %.0f s", spec.name, done, total, elapsed), done: done == total)
         }
     }
 }
@@ -875,17 +882,8 @@ struct EvalPromptLoop: ParsableCommand {
         guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
         let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: "ddim")
         let setName = ((set as NSString).lastPathComponent as NSString).deletingPathExtension
-        let evaluation = MethodEvaluation(evaluation: EvaluationProtocol(seeds: seeds), batch: 16, cacheFolder: cache)
-        var items: [[MethodItem]] = []
-        for spec in sweep.methods {
-            let start = Date()
-            items.append(try evaluation.run(spec, set: setName, records: records, pipeline: pipeline, policy: { adapter in
-                try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter ?? "none")
-            }) { done, total in
-                let elapsed = Date().timeIntervalSince(start)
-                statusLine(String(format: "%@: %d/%d images  %.0f s", spec.name, done, total, elapsed), done: done == total)
-            })
-        }
+        let items = try evaluateMethods(sweep.methods, set: setName, records: records, seeds: seeds, batch: 16,
+                                        cache: cache, policy: policy) { _ in pipeline }
         var table = ComparisonTable(set: setName, methods: sweep.methods, items: items)
         table.queries = Dictionary(records.map { ($0.id, $0.prompt) }) { a, _ in a }
         let rows = try sweep.rows(table)
@@ -935,17 +933,8 @@ struct EvalPromptLoop: ParsableCommand {
         guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
         let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: "ddim")
         let setName = ((set as NSString).lastPathComponent as NSString).deletingPathExtension
-        let evaluation = MethodEvaluation(evaluation: EvaluationProtocol(seeds: seeds), batch: 16, cacheFolder: cache)
-        var all: [[MethodItem]] = []
-        for spec in specs {
-            let start = Date()
-            all.append(try evaluation.run(spec, set: setName, records: records, pipeline: pipeline, policy: { adapter in
-                try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter ?? "none")
-            }) { done, total in
-                let elapsed = Date().timeIntervalSince(start)
-                statusLine(String(format: "%@: %d/%d images  %.0f s", spec.name, done, total, elapsed), done: done == total)
-            })
-        }
+        let all = try evaluateMethods(specs, set: setName, records: records, seeds: seeds, batch: 16, cache: cache,
+                                      policy: policy) { _ in pipeline }
         let table = FidelityTable(methods: specs, items: all, records: records, pipeline: pipeline)
         let markdown = table.markdown()
         print(markdown)

@@ -492,6 +492,7 @@ struct EvalHacking: ParsableCommand {
             Commit: \(gitCommit()) · machine: \(machineDescription()) · \(String(format: "%.1f", Date().timeIntervalSince(start))) s \
             (the training runs' own times are in each `*-metrics.jsonl`)
 
+
             """
         let figureLines = figures.filter { $0.hasSuffix(".png") }.map { "![\($0)](\($0))" }.joined(separator: "\n")
         try (header + HackingStudy.markdown(results, heldOut: heldOut) + "\n\n" + figureLines + "\n")

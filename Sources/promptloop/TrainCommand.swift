@@ -50,7 +50,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "KL coefficient β.")
     var beta: Double?
 
-    @Option(help: "Reward: shapeeval_soft, shapeeval_strict, shapeeval_strict_exact or a weighted sum.")
+    @Option(help: "Reward: shapeeval_soft, shapeeval_strict, shapeeval_strict_exact, proxy (the learned proxy, Models/shapeworld-proxy) or a weighted sum.")
     var reward: String?
 
     @Option(help: "Seed of the run.")

@@ -110,7 +110,7 @@ struct TrainDDPO: ParsableCommand {
     @Option(help: "Images per query.")
     var imagesPerQuery: Int?
 
-    @Option(help: "Reward: shapeeval_soft, shapeeval_strict, shapeeval_strict_exact or a weighted sum.")
+    @Option(help: "Reward: shapeeval_soft, shapeeval_strict, shapeeval_strict_exact, proxy (the learned proxy, Models/shapeworld-proxy) or a weighted sum.")
     var reward: String?
 
     @Option(help: "Denoising steps T.")

@@ -44,9 +44,7 @@ public enum EmbeddedModels {
     }
 
     /// A reward specification built with the embedded proxy for `proxy` terms.
-    public static func reward(_ spec: String) throws -> any Reward {
-        try RewardSpec.parse(spec, proxy: RewardSpec.terms(spec).contains { $0.name == "proxy" } ? proxy : nil)
-    }
+    public static func reward(_ spec: String) throws -> any Reward { try RewardSpec.parse(spec, proxy: proxy) }
 
     /// SmolLM2-135M-Instruct as installed by `scripts/bootstrap`.
     public static var smolLM2: String? {

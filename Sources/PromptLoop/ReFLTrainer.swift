@@ -159,9 +159,7 @@ public final class ReFLTrainer {
         try config.validate()
         let (pipeline, records) = try loadWithLoRA(diffusion: config.diffusion, trainSet: config.trainSet,
                                                    lora: config.lora, seed: config.seed &+ 0x4EF1, device: device)
-        guard let folder = config.proxy ?? EmbeddedModels.locate("Models/shapeworld-proxy", present: {
-            FileManager.default.fileExists(atPath: $0 + "/config.json")
-        }) else {
+        guard let folder = config.proxy ?? EmbeddedModels.proxy else {
             throw EvaluationError.invalidArgument("no `proxy` folder given and Models/shapeworld-proxy is not here "
                 + "(train one with `promptloop pretrain proxy`)")
         }

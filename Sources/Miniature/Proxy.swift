@@ -17,6 +17,8 @@ public enum MiniatureProxy {
     /// tokenizer), a 64×64 vision tower with 8-pixel patches, both 128 wide with 2 layers.
     public static func config(vocabularySize: Int) -> [String: Any] {
         let text = Miniature.textConfig(vocabularySize: vocabularySize)
+        // An absent token id is JSON null, as transformers writes it.
+        func orNull(_ id: Int?) -> Any { id.map { $0 as Any } ?? NSNull() }
         return [
             "architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": 128,
             "logit_scale_init_value": 2.6592, "dtype": "float32",
@@ -24,8 +26,8 @@ public enum MiniatureProxy {
                 "model_type": "clip_text_model", "vocab_size": vocabularySize, "hidden_size": 128,
                 "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4,
                 "max_position_embeddings": Miniature.maxLength, "hidden_act": "gelu", "layer_norm_eps": 1e-5,
-                "projection_dim": 128, "pad_token_id": text.padTokenId, "bos_token_id": text.bosTokenId,
-                "eos_token_id": text.eosTokenId, "attention_dropout": 0.0,
+                "projection_dim": 128, "pad_token_id": orNull(text.padTokenId), "bos_token_id": orNull(text.bosTokenId),
+                "eos_token_id": orNull(text.eosTokenId), "attention_dropout": 0.0,
             ] as [String: Any],
             "vision_config": [
                 "model_type": "clip_vision_model", "hidden_size": 128, "intermediate_size": 512,

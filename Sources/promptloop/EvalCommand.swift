@@ -901,7 +901,11 @@ struct EvalPromptLoop: ParsableCommand {
 
     func runPaper(_ kind: PaperSuite.Kind) throws {
         let started = Date()
-        let paper = PaperSuite.named(kind, chatModel: kind == .ablation ? EmbeddedModels.smolLM2 : nil)
+        // Relative to the checkout when it lies there, so that the cached rows' spec stays the same
+        // wherever the checkout is.
+        let cwd = FileManager.default.currentDirectoryPath + "/"
+        let chatModel = EmbeddedModels.smolLM2.map { $0.hasPrefix(cwd) ? String($0.dropFirst(cwd.count)) : $0 }
+        let paper = PaperSuite.named(kind, chatModel: kind == .ablation ? chatModel : nil)
         let missing = paper.missing()
         guard missing.isEmpty else {
             throw CLIError("the \(kind.rawValue) suite needs \(missing.joined(separator: ", ")), which "

@@ -3,6 +3,7 @@
 // nothing here asserts a time.
 import Diffusion
 import Foundation
+import Imaging
 import Torch
 import TorchNN
 import VisionLanguage
@@ -495,6 +496,21 @@ public struct OverheadSuite {
                                 n == 0 ? "—" : String(format: "%.3f", closed.policyPerImage), paper[n] ?? .nan))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The figure: time per image relative to N_R = 0 for open and closed loop, the paper's beside.
+    public static func chart(_ rows: [RefineBenchmark.Row]) throws -> BarChart {
+        let plain = rows.first { $0.mode == .none }?.secondsPerImage ?? 1
+        func relative(_ mode: RolloutMode, _ n: Int) -> Double {
+            let row = n == 0 ? rows.first { $0.mode == .none } : rows.first { $0.mode == mode && $0.count == n }
+            return row.map { $0.secondsPerImage / plain } ?? .nan
+        }
+        var chart = BarChart(title: "Time per image relative to plain sampling (N_R = 0)", yLabel: "× plain",
+                             groups: counts.map { "N_R = \($0)" }, reference: 1)
+        try chart.add("open loop (miniature, CPU)", values: counts.map { relative(.open, $0) })
+        try chart.add("closed loop (miniature, CPU)", values: counts.map { relative(.closed, $0) })
+        try chart.add("paper (A100, SDXL)", values: counts.map { paper[$0] ?? .nan }, color: LinePlot.palette[4])
+        return chart
     }
 
     public static func json(_ rows: [RefineBenchmark.Row]) -> [[String: Any]] {

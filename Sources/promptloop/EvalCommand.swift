@@ -371,6 +371,7 @@ struct EvalGallery: ParsableCommand {
 
     @Option(help: "NAME=MODE[:N_R[:ADAPTER]][~CHAT_MODEL][@UNET_LORA] (repeatable).")
     var method: [String] = ["plain=none", "pretrained=closed:5",
+                            "grpo-ff=feed-forward:1:Models/shapeworld-policy/adapters/feed-forward",
                             "grpo=closed:5:Models/shapeworld-policy/adapters/promptloop",
                             "grpo-open=open:5:Models/shapeworld-policy/adapters/promptloop"]
 
@@ -772,7 +773,8 @@ struct EvalPromptLoop: ParsableCommand {
             the final images) for N_R = 0, 1, 3, 5 in open and closed loop, each relative to N_R = 0 \
             measured in the same run (interleaved, median of --repeats after a warm-up round), the \
             closed loop's cost split into x̂₀ decode and policy generation, beside the paper's \
-            1.00 / 1.05 / 1.13 / 1.23 (A100, SDXL). Measure on an idle machine.
+            1.00 / 1.05 / 1.13 / 1.23 (A100, SDXL), and OUT.png / OUT.svg (the ratios as bars). \
+            Measure on an idle machine.
 
             fidelity — per --method (NAME=MODE[:N_R[:ADAPTER]], as `eval methods`, sharing its cache \
             of per-image verdicts and final prompts), over --seeds images of every prompt of --set: the \
@@ -890,7 +892,11 @@ struct EvalPromptLoop: ParsableCommand {
             Batch \(batch), \(protocolSteps) DDIM steps, guidance 5, greedy policy replies (≤ 48 tokens), \
             refinements at equal intervals, median of \(repeats) interleaved repeats after a warm-up round.
             """
-        try (header + "\n\n" + table + "\n").write(toFile: out + ".md", atomically: true, encoding: .utf8)
+        let chart = try OverheadSuite.chart(rows)
+        try PNG.write(try chart.image(), to: out + ".png")
+        try Data(try chart.svg().utf8).write(to: URL(fileURLWithPath: out + ".svg"), options: .atomic)
+        let figure = "![time per image relative to N_R = 0](\((out as NSString).lastPathComponent).png)"
+        try (header + "\n\n" + table + "\n\n" + figure + "\n").write(toFile: out + ".md", atomically: true, encoding: .utf8)
         let object: [String: Any] = ["suite": "overhead", "command": command, "commit": gitCommit(),
                                      "machine": machineDescription(), "batch": batch, "repeats": repeats,
                                      "rows": OverheadSuite.json(rows)]

@@ -123,3 +123,42 @@ struct LinePlotTests {
         #expect(throws: ImagingError.self) { try plot.image() }
     }
 }
+
+@Suite("Bar charts")
+struct BarChartTests {
+    /// Pixels of `color` in each column of `image`.
+    func columns(_ image: RGBImage, _ color: RGB) -> [Int] {
+        (0..<image.width).map { x in
+            (0..<image.height).filter { y in
+                abs(Double(image[x, y, 0]) - color.r) < 1e-3 && abs(Double(image[x, y, 1]) - color.g) < 1e-3
+                    && abs(Double(image[x, y, 2]) - color.b) < 1e-3
+            }.count
+        }
+    }
+
+    @Test("bar heights are proportional to the values; a missing value draws no bar")
+    func heightsFollowValues() throws {
+        var chart = BarChart(title: "overhead", groups: ["a", "b", "c"], reference: 1, width: 240, height: 160)
+        try chart.add("x", values: [1, 2, .nan])
+        let image = try chart.image()
+        let blue = LinePlot.palette[0]
+        let heights = columns(image, blue).filter { $0 > 0 }
+        #expect(!heights.isEmpty)
+        // Two bars: the taller is twice the shorter (to the pixel), and the third group has none.
+        let tall = heights.max()!, short = heights.filter { $0 < tall - 2 }.max()!
+        #expect(abs(Double(tall - 1) / Double(short - 1) - 2) < 0.1)
+        let svg = try chart.svg()
+        #expect(svg.components(separatedBy: "<rect x=").count == 3)  // two bars (the background is `<rect width`)
+        #expect(svg.contains(">x<") && !svg.contains("nan"))
+    }
+
+    @Test("values that do not fit are errors")
+    func badValues() throws {
+        var chart = BarChart(groups: ["a", "b"])
+        #expect(throws: ImagingError.self) { try chart.add("short", values: [1]) }
+        #expect(throws: ImagingError.self) { try chart.add("negative", values: [1, -1]) }
+        try chart.add("none", values: [.nan, .nan])
+        #expect(throws: ImagingError.self) { try chart.image() }
+        #expect(throws: ImagingError.self) { try BarChart(groups: ["a"]).svg() }
+    }
+}

@@ -76,19 +76,8 @@ public struct BarChart: Sendable {
         let (w, h) = (Double(width), Double(height))
         let span = w - 1.5 * m
         func py(_ y: Double) -> Double { h - m - y / high * (h - 2 * m) }
-        func hex(_ c: RGB) -> String { String(format: "#%02x%02x%02x", Int(c.r * 255), Int(c.g * 255), Int(c.b * 255)) }
-        func esc(_ s: String) -> String {
-            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                .replacingOccurrences(of: ">", with: "&gt;")
-        }
-        var out = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" \
-            font-size="11">
-            <rect width="100%" height="100%" fill="white"/>
-            <line x1="\(m)" y1="\(h - m)" x2="\(w - m / 2)" y2="\(h - m)" stroke="black"/>
-            <line x1="\(m)" y1="\(m)" x2="\(m)" y2="\(h - m)" stroke="black"/>
-
-            """
+        let (hex, esc) = (SVG.hex, SVG.escape)
+        var out = SVG.axes(width: width, height: height, margin: m)
         out += "<text x=\"\(m)\" y=\"14\">\(esc(title))</text>\n"
         out += "<text x=\"\(m - 4)\" y=\"\(m + 4)\" text-anchor=\"end\">\(String(format: "%.3g", high))</text>\n"
         out += "<text x=\"\(m - 4)\" y=\"\(h - m)\" text-anchor=\"end\">0</text>\n"

@@ -100,21 +100,8 @@ public struct LinePlot: Sendable {
         let (w, h) = (Double(width), Double(height))
         func px(_ x: Double) -> Double { m + (x - f.x0) / (f.x1 - f.x0) * (w - 1.5 * m) }
         func py(_ y: Double) -> Double { h - m - (y - f.y0) / (f.y1 - f.y0) * (h - 2 * m) }
-        func hex(_ c: RGB) -> String {
-            String(format: "#%02x%02x%02x", Int(c.r * 255), Int(c.g * 255), Int(c.b * 255))
-        }
-        func esc(_ s: String) -> String {
-            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                .replacingOccurrences(of: ">", with: "&gt;")
-        }
-        var out = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" \
-            font-size="11">
-            <rect width="100%" height="100%" fill="white"/>
-            <line x1="\(m)" y1="\(h - m)" x2="\(w - m / 2)" y2="\(h - m)" stroke="black"/>
-            <line x1="\(m)" y1="\(m)" x2="\(m)" y2="\(h - m)" stroke="black"/>
-
-            """
+        let (hex, esc) = (SVG.hex, SVG.escape)
+        var out = SVG.axes(width: width, height: height, margin: m)
         out += "<text x=\"\(m)\" y=\"14\">\(esc(title))\(logY ? " (log scale)" : "")</text>\n"
         out += "<text x=\"\(m - 4)\" y=\"\(m + 4)\" text-anchor=\"end\">\(label(f.y1))</text>\n"
         out += "<text x=\"\(m - 4)\" y=\"\(h - m)\" text-anchor=\"end\">\(label(f.y0))</text>\n"
@@ -195,5 +182,31 @@ public struct LinePlot: Sendable {
             }
         }
         return image
+    }
+}
+
+/// What the SVG figures share: colours, escaping, and the white canvas with its two axes.
+enum SVG {
+    static func hex(_ c: RGB) -> String {
+        String(format: "#%02x%02x%02x", Int(c.r * 255), Int(c.g * 255), Int(c.b * 255))
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;")
+    }
+
+    /// The document's opening: a white canvas, the x axis at `margin` above the bottom and the y axis at
+    /// `margin` from the left.
+    static func axes(width: Int, height: Int, margin m: Double) -> String {
+        let (w, h) = (Double(width), Double(height))
+        return """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" \
+            font-size="11">
+            <rect width="100%" height="100%" fill="white"/>
+            <line x1="\(m)" y1="\(h - m)" x2="\(w - m / 2)" y2="\(h - m)" stroke="black"/>
+            <line x1="\(m)" y1="\(m)" x2="\(m)" y2="\(h - m)" stroke="black"/>
+
+            """
     }
 }

@@ -313,7 +313,7 @@ public final class DPOTrainer {
         let noisy = x0 * ab.sqrt() + target * (1 - ab).sqrt()
         let context = try pipeline.textContext(pairs.map { prompts[$0.winner] } + pairs.map { prompts[$0.loser] },
                                                guidance: 1)
-        let reference = try withNoGrad { () -> Tensor in
+        let reference = withNoGrad { () -> Tensor in
             let previous = store.adaptersEnabled
             store.adaptersEnabled = false
             defer { store.adaptersEnabled = previous }

@@ -226,7 +226,7 @@ public final class ReFLTrainer {
             if let reason = step.skipReason {
                 throw NonFiniteValue(description: "ReFL update: " + reason.replacingOccurrences(of: "step", with: "iteration"))
             }
-            let shift = try withNoGrad { () -> Double in
+            let shift = withNoGrad { () -> Double in
                 let previous = store.adaptersEnabled
                 store.adaptersEnabled = false
                 defer { store.adaptersEnabled = previous }

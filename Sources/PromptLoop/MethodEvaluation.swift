@@ -280,6 +280,17 @@ public struct PairedBootstrap {
         public var mean: Double
         public var low: Double
         public var high: Double
+
+        /// `0.364 [0.340, 0.388]`, or with `signed` `+0.012 [-0.003, +0.027]`.
+        public func formatted(signed: Bool = false) -> String {
+            String(format: signed ? "%+.3f [%+.3f, %+.3f]" : "%.3f [%.3f, %.3f]", mean, low, high)
+        }
+    }
+
+    /// Both item lists cut to the seeds they share.
+    public static func onCommonSeeds(_ a: [MethodItem], _ b: [MethodItem]) -> ([MethodItem], [MethodItem]) {
+        let common = Set(a.map(\.seed)).intersection(b.map(\.seed))
+        return (a.filter { common.contains($0.seed) }, b.filter { common.contains($0.seed) })
     }
 
     /// Per-prompt means of `value` over each prompt's items (seeds); prompts without items are an error.
@@ -300,12 +311,14 @@ public struct PairedBootstrap {
     }
 
     /// Per category (in `categories` order) and overall, for a method's items — or, with `minus`,
-    /// for the difference of two methods on the same prompts.
+    /// for the difference of two methods on the same prompts, taken on the seeds both have so that it
+    /// stays paired image by image.
     public func estimate(_ items: [MethodItem], minus other: [MethodItem]? = nil,
                          value: (MethodItem) -> Double) throws -> (categories: [Estimate], overall: Estimate) {
-        var scores = try perPrompt(items, value)
-        if let other {
-            let base = try perPrompt(other, value)
+        let (mine, theirs): ([MethodItem], [MethodItem]?) = other.map { Self.onCommonSeeds(items, $0) } ?? (items, nil)
+        var scores = try perPrompt(mine, value)
+        if let theirs {
+            let base = try perPrompt(theirs, value)
             scores = zip(scores, base).map { zip($0, $1).map { $0 - $1 } }
         }
         func interval(_ samples: [Double], point: Double) -> Estimate {
@@ -352,9 +365,7 @@ public struct ComparisonTable {
         ("strict", { $0.strict }), ("strict-exact", { $0.strictExact }), ("soft", { $0.soft }),
     ]
 
-    func cell(_ e: PairedBootstrap.Estimate, signed: Bool = false) -> String {
-        String(format: signed ? "%+.3f [%+.3f, %+.3f]" : "%.3f [%.3f, %.3f]", e.mean, e.low, e.high)
-    }
+    func cell(_ e: PairedBootstrap.Estimate, signed: Bool = false) -> String { e.formatted(signed: signed) }
 
     /// The tables in Markdown: one per metric (rows: methods, columns: categories and overall), the
     /// differences from the first method (on the seeds both have), and objects per image and invalid
@@ -373,8 +384,7 @@ public struct ComparisonTable {
             if methods.count > 1 {
                 out += ["", "difference from `\(methods[0].name)` (\(metric), paired)", "", header, rule]
                 for (m, rows) in zip(methods, items).dropFirst() {
-                    let (a, b) = PaperSuite.onCommonSeeds(rows, items[0])
-                    let e = try bootstrap.estimate(a, minus: b, value: value)
+                    let e = try bootstrap.estimate(rows, minus: items[0], value: value)
                     out.append("| \(m.name) − \(methods[0].name) | "
                         + e.categories.map { cell($0, signed: true) }.joined(separator: " | ")
                         + " | **\(cell(e.overall, signed: true))** |")
@@ -412,8 +422,7 @@ public struct ComparisonTable {
                                    [$0.mean, $0.low, $0.high]
                                }))]
                 if m != methods[0] {
-                    let (a, b) = PaperSuite.onCommonSeeds(items, self.items[0])
-                    let d = try bootstrap.estimate(a, minus: b, value: value)
+                    let d = try bootstrap.estimate(items, minus: self.items[0], value: value)
                     row[metric + "_minus_" + methods[0].name] = [d.overall.mean, d.overall.low, d.overall.high]
                 }
             }

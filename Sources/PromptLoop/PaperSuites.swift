@@ -3,7 +3,7 @@
 // `MethodEvaluation` (cached per image and shared with `eval methods`, so rows that other tables
 // already sampled are not sampled again). Headline rows run on every seed the suite is given,
 // intermediate and side rows on at most two; a difference between two rows uses only the seeds both
-// have, so that it stays paired image by image.
+// have (`PairedBootstrap.estimate(_:minus:value:)`), so that it stays paired image by image.
 import Foundation
 import Imaging
 import Tokenizers
@@ -129,8 +129,7 @@ public struct PaperSuite: Sendable {
         precondition(items.count == rows.count, "one item list per row")
         let byName = Dictionary(zip(rows.map(\.spec.name), items)) { a, _ in a }
         func difference(_ a: [MethodItem], _ b: [MethodItem]) throws -> PairedBootstrap.Estimate {
-            let (x, y) = Self.onCommonSeeds(a, b)
-            return try bootstrap.estimate(x, minus: y, value: \.strict).overall
+            try bootstrap.estimate(a, minus: b, value: \.strict).overall
         }
         return try zip(rows, items).map { row, rows in
             let n = Double(Swift.max(1, rows.count))
@@ -154,19 +153,9 @@ public struct PaperSuite: Sendable {
         }
     }
 
-    /// Both item lists cut to the seeds they share.
-    public static func onCommonSeeds(_ a: [MethodItem], _ b: [MethodItem]) -> ([MethodItem], [MethodItem]) {
-        let common = Set(a.map(\.seed)).intersection(b.map(\.seed))
-        return (a.filter { common.contains($0.seed) }, b.filter { common.contains($0.seed) })
-    }
-
     /// The summary table in Markdown.
     public static func markdown(_ summaries: [Summary]) -> String {
-        func cell(_ e: PairedBootstrap.Estimate?, signed: Bool = false) -> String {
-            guard let e else { return "" }
-            let f = signed ? "%+.3f" : "%.3f"
-            return String(format: "\(f) [\(f), \(f)]", e.mean, e.low, e.high)
-        }
+        func cell(_ e: PairedBootstrap.Estimate?, signed: Bool = false) -> String { e?.formatted(signed: signed) ?? "" }
         let counted = summaries.contains { $0.unknownWordsPerPrompt != nil }
         var lines = ["| row | method | seeds | strict | Δ strict vs the row it extends | Δ strict vs plain | strict-exact | soft "
                         + "| objects / image | invalid actions / image\(counted ? " | unknown words / prompt (prompts with any)" : "") |",

@@ -49,10 +49,7 @@ public struct StepsSuite {
     }
 
     public static func markdown(_ rows: [Row], plain: PairedBootstrap.Estimate) -> String {
-        func cell(_ e: PairedBootstrap.Estimate, signed: Bool = false) -> String {
-            let f = signed ? "%+.3f" : "%.3f"
-            return String(format: "\(f) [\(f), \(f)]", e.mean, e.low, e.high)
-        }
+        func cell(_ e: PairedBootstrap.Estimate, signed: Bool = false) -> String { e.formatted(signed: signed) }
         var lines = ["| N_R | closed loop | closed − plain | open loop | open − plain |", "|---:|---|---|---|---|",
                      "| 0 (plain) | \(cell(plain)) | | \(cell(plain)) | |"]
         let counts = Array(Set(rows.map(\.refinements))).sorted()

@@ -54,7 +54,7 @@ import Tokenizers
         // 0 and 1, so on the seeds both have the rows do not differ at all.
         let headline = items(seeds: 4) { _, _, seed in seed >= 2 ? 1 : 0 }
         let intermediate = items(seeds: 2) { _, _, _ in 0 }
-        let (x, y) = PaperSuite.onCommonSeeds(intermediate, headline)
+        let (x, y) = PairedBootstrap.onCommonSeeds(intermediate, headline)
         #expect(Set(x.map(\.seed)) == [0, 1] && Set(y.map(\.seed)) == [0, 1])
         let suite = PaperSuite(kind: .ablation, rows: [
             .init(spec: MethodSpec(name: "plain", mode: .none), label: "plain", against: nil, headline: true, side: false),

@@ -637,9 +637,13 @@ func evaluateMethods(_ specs: [MethodSpec], set: String, records: [PromptRecord]
 /// The first lines of a result page: the command as typed, then the commit, machine and wall time
 /// since `started` (with `cached`, a note that cached images were not sampled again).
 func provenance(since started: Date, cached: Bool) -> String {
-    let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
-    return "Command: `\(command)`\nCommit: \(gitCommit()) · machine: \(machineDescription()) · wall time "
+    "Command: `\(typedCommand())`\nCommit: \(gitCommit()) · machine: \(machineDescription()) · wall time "
         + ProgressMeter.duration(Date().timeIntervalSince(started)) + (cached ? " (cached images not re-sampled)" : "")
+}
+
+/// The command line as the user typed it, with the program named `promptloop`.
+func typedCommand() -> String {
+    (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
 }
 
 /// The checkout's commit (short), or "unknown".
@@ -889,7 +893,7 @@ struct EvalPromptLoop: ParsableCommand {
         let table = OverheadSuite.markdown(rows)
         print(table)
         guard let out else { return }
-        let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let command = typedCommand()
         let header = provenance(since: started, cached: false) + """
 
             Batch \(batch), \(protocolSteps) DDIM steps, guidance 5, greedy policy replies (≤ 48 tokens), \
@@ -960,7 +964,7 @@ struct EvalPromptLoop: ParsableCommand {
 
                 """
         }
-        let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let command = typedCommand()
         let partial = every > 1 ? " — **partial: every \(every)th prompt**" : ""
         let header = provenance(since: started, cached: true) + """
 
@@ -1009,7 +1013,7 @@ struct EvalPromptLoop: ParsableCommand {
         print(summary)
         guard let out else { return }
         try StepsSuite.plot(rows, plain: plain, to: out)
-        let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let command = typedCommand()
         let partial = every > 1 ? " — **partial: every \(every)th prompt**" : ""
         let header = provenance(since: started, cached: true) + """
 
@@ -1054,7 +1058,7 @@ struct EvalPromptLoop: ParsableCommand {
         let markdown = table.markdown()
         print(markdown)
         guard let out else { return }
-        let command = (["promptloop"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let command = typedCommand()
         let header = provenance(since: started, cached: true) + """
 
             Protocol: DDIM η = 0, \(EvaluationProtocol().steps) steps, guidance \(EvaluationProtocol().guidance), \

@@ -145,7 +145,9 @@ public struct PolicyExample: Sendable {
 ///   the image is a clean render or the miniature's x̂₀ from a noised render (VAE-encode, noise to a
 ///   random t, one guided UNet pass with the caption).
 /// - rewrite: `query / prompt / pN` (+ an x̂₀ image in a share of the examples) → a paraphrase of the
-///   query. The current prompt is the query or a paraphrase of it.
+///   query, or (a `copyFraction` share) the query as written — an editor's prior rather than a
+///   paraphraser's, so a rewriter starts where plain sampling is. The current prompt is the query or a
+///   paraphrase of it.
 ///
 /// No scene or prompt touches `HoldOut.v1`, and no query has the constraints of an excluded set (the
 /// eval and novel prompt sets). Every batch is a pure function of (seed, step).
@@ -153,6 +155,9 @@ public final class PolicyData {
     public let pipeline: StableDiffusionPipeline
     public let excluded: Set<ConstraintSet>
     public var describeFraction = 0.5
+    /// Share of rewrite examples whose reply is the query as written (0: every reply a paraphrase, as
+    /// the shipped policy was trained; no random draw is spent on it then, so its batches stay the same).
+    public var copyFraction = 0.0
     /// Share of describe images that are x̂₀ decodes rather than clean renders.
     public var denoisedFraction = 0.6
     /// Share of rewrite examples that carry an image.
@@ -197,7 +202,8 @@ public final class PolicyData {
                 let k = rng.int(below: totalSteps - 1)
                 let state = "query: \(query.text)\nprompt: \(prompt)\n"
                     + "p\(Int((10 * Double(k + 1) / Double(totalSteps)).rounded()))"
-                let reply = grammar.paraphraser.paraphrase(query.constraints, rng: &rng)
+                let reply = copyFraction > 0 && rng.uniform() < copyFraction
+                    ? query.text : grammar.paraphraser.paraphrase(query.constraints, rng: &rng)
                 var example = PolicyExample(task: .rewrite, user: state, image: nil, reply: reply, timestep: nil,
                                             constraints: query.constraints)
                 if rng.uniform() < rewriteImageFraction,
@@ -377,6 +383,8 @@ public struct PolicyRecipe {
     public var initial: String?
     /// Share of describe examples (the rest rewrite).
     public var describeFraction = 0.5
+    /// Share of rewrite examples whose reply is the query as written (``PolicyData/copyFraction``).
+    public var copyFraction = 0.0
 
     public init(folder: String, diffusion: String, settings: RunSettings, excluded: Set<ConstraintSet>,
                 export: String? = nil) {
@@ -392,6 +400,9 @@ public struct PolicyRecipe {
         try RunLock.createFolder(folder)
         guard (0...1).contains(describeFraction) else {
             throw MiniatureError.invalidSettings("describe fraction \(describeFraction) is not in [0, 1]")
+        }
+        guard (0...1).contains(copyFraction) else {
+            throw MiniatureError.invalidSettings("copy fraction \(copyFraction) is not in [0, 1]")
         }
         let modelFolder = folder + "/policy"
         if !FileManager.default.fileExists(atPath: modelFolder + "/config.json") {
@@ -411,6 +422,7 @@ public struct PolicyRecipe {
         let pipeline = try StableDiffusionPipeline.load(folder: diffusion, scheduler: "ddim")
         let data = PolicyData(pipeline: pipeline, excluded: excluded)
         data.describeFraction = describeFraction
+        data.copyFraction = copyFraction
         let trainer = try PolicyTrainer(folder: modelFolder, seed: settings.seed, schedule: settings.schedule)
         if let initial {
             // The starting weights; a checkpoint in the run folder (a resume) replaces them in runStage.

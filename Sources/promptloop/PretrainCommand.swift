@@ -157,6 +157,9 @@ struct PretrainPolicy: ParsableCommand {
     @Option(help: "Share of describe examples; the rest are rewrites.")
     var describeFraction = 0.5
 
+    @Option(help: "Share of rewrite examples whose reply is the query as written (the rest paraphrases).")
+    var copyFraction = 0.0
+
     @OptionGroup var options: RunOptions
 
     func run() throws {
@@ -170,6 +173,7 @@ struct PretrainPolicy: ParsableCommand {
                                   excluded: excluded, export: export)
         recipe.initial = initial
         recipe.describeFraction = describeFraction
+        recipe.copyFraction = copyFraction
         try recipe.run(progress: printRunEvent)
     }
 }

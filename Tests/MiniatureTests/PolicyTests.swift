@@ -61,4 +61,20 @@ let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().app
             }
         }
     }
+
+    @Test func copyShareRepliesWithTheQueryAsWritten() throws {
+        let pipe = try StableDiffusionPipeline.load(folder: repository + "/Models/shapeworld-sd", scheduler: "ddim")
+        let data = PolicyData(pipeline: pipe, excluded: [])
+        data.describeFraction = 0
+        data.rewriteImageFraction = 0
+        func query(_ e: PolicyExample) -> String? {
+            e.user.split(separator: "\n").first.map { String($0.dropFirst("query: ".count)) }
+        }
+        data.copyFraction = 1
+        let copied = try data.batch(seed: 3, step: 0, size: 12)
+        #expect(copied.count == 12 && copied.allSatisfy { $0.task == .rewrite && $0.reply == query($0) })
+        data.copyFraction = 0
+        let paraphrased = try data.batch(seed: 3, step: 0, size: 12)
+        #expect(paraphrased.filter { $0.reply == query($0) }.count < 6)
+    }
 }

@@ -20,8 +20,9 @@
 // - Per token: ρ = exp(log π_θ − log π_old), surrogate min(ρ·A, clip(ρ, 1 − ε_low, 1 + ε_high)·A),
 //   loss = −surrogate + β·KL with the k3 estimator KL = exp(log π_ref − log π_θ) − (log π_ref −
 //   log π_θ) − 1 (Schulman; TRL). π_ref is the same model with its adapters off — no second copy.
-//   With μ = 1, π_old is π_θ detached (ρ ≡ 1, as TRL); with μ > 1, log π_old is one no-gradient
-//   scoring pass before the first of the μ updates.
+//   π_old is π_θ as it was before the iteration's first update: in the first of the μ epochs it is
+//   π_θ detached (ρ ≡ 1, as TRL at μ = 1), and those detached log-probs are kept for epochs 2…μ
+//   (TRL scores them in a separate no-gradient pass; the numbers are the same, the pass is saved).
 // - `loss_type` grpo: each trajectory's token losses averaged over its tokens (all its actions
 //   together, as TRL averages a completion), then averaged over trajectories; dapo: summed over every
 //   token of the batch and divided by their number.

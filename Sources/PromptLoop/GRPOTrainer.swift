@@ -349,15 +349,15 @@ public final class GRPOTrainer {
         }
         // The frozen vision tower's features, once per chunk for every pass below.
         let features = try chunks.map { chunk in try chat.imageFeatures(chunk.compactMap(\.image)) }
-        // π_ref (adapters off) and, for μ > 1, π_old: no gradients, once per batch.
+        // π_ref (adapters off): no gradients, once per batch.
         let refs: [Tensor?] = try chunks.indices.map { c in
             config.beta == 0 ? nil : try withNoGrad {
                 try decoder.withAdaptersDisabled { try score(chunks[c], entropy: false, features: features[c]).logProbs }
             }
         }
-        let olds: [Tensor?] = try chunks.indices.map { c in
-            config.mu > 1 ? try withNoGrad { try score(chunks[c], entropy: false, features: features[c]).logProbs } : nil
-        }
+        // π_old: the first epoch's own log-probs, detached (the weights have not moved yet), kept
+        // for epochs 2…μ — the same numbers as a separate no-gradient pass, one pass fewer.
+        var olds = [Tensor?](repeating: nil, count: chunks.count)
         var stats: [String: Double] = [:]
         for epoch in 0..<config.mu {
             optimizer.learningRate = learningRate(at: iteration)
@@ -366,6 +366,7 @@ public final class GRPOTrainer {
             var tokens = 0.0, klSum = 0.0, entropySum = 0.0, low = 0.0, high = 0.0
             for (c, chunk) in chunks.enumerated() {
                 let s = try score(chunk, entropy: epoch == 0, features: features[c])
+                if epoch == 0 && config.mu > 1 { olds[c] = s.logProbs.detached() }
                 let advantage = Tensor(chunk.map { Float($0.advantage) }, shape: [chunk.count])
                 let weight = Tensor(chunk.map { Float($0.weight) }, shape: [chunk.count, 1])
                 let included = s.mask * Tensor(chunk.map { Float($0.weight > 0 ? 1 : 0) }, shape: [chunk.count, 1])

@@ -196,6 +196,11 @@ func adapterState(_ trainer: GRPOTrainer) -> [String: Tensor] { trainer.decoder.
         // Exactly: exp(x − x) = 1, and with LoRA B = 0 the adapted logits are the base logits.
         #expect((ratio * s.mask).sum().item() == s.mask.sum().item())
         #expect((kl! * s.mask).abs().max().item() == 0)
+        // For μ > 1 the trainer keeps these first-epoch log-probs as π_old instead of a separate
+        // no-gradient pass: that pass gives the same numbers (the same kernels without the graph).
+        let noGrad = try withNoGrad { try trainer.score(rows[...], entropy: false) }
+        #expect(((noGrad.logProbs - s.logProbs.detached()) * s.mask).abs().max().item()
+            <= 64 * 0x1p-24 * Swift.max(1, (s.logProbs * s.mask).abs().max().item()))
 
         // Log-probs recorded while sampling (left-padded batch, KV cache) equal the scoring pass
         // (right-padded, no cache) within float32 rounding: 64 units (u = 2⁻²⁴) of the largest |logit|.
@@ -248,7 +253,8 @@ func adapterState(_ trainer: GRPOTrainer) -> [String: Tensor] { trainer.decoder.
     @Test func aResumedRunEqualsAnUninterruptedOneBitForBit() throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("grpo-resume-\(getpid())").path
         try? FileManager.default.removeItem(atPath: base)
-        let config = tinyConfig()
+        var config = tinyConfig()
+        config.mu = 2  // two epochs per batch: π_old kept from the first must survive a resume too
         let straight = try GRPORun(folder: base + "/straight", config: config).run()
         // k = 1 iteration, a fresh process-like trainer, then the remaining N − k.
         let first = try GRPORun(folder: base + "/split", config: config, until: 1).run()

@@ -254,7 +254,7 @@ func adapterState(_ trainer: GRPOTrainer) -> [String: Tensor] { trainer.decoder.
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("grpo-resume-\(getpid())").path
         try? FileManager.default.removeItem(atPath: base)
         var config = tinyConfig()
-        config.mu = 2  // two epochs per batch: π_old kept from the first must survive a resume too
+        config.mu = 2  // two epochs per batch, so the π_old kept from the first is on this path too
         let straight = try GRPORun(folder: base + "/straight", config: config).run()
         // k = 1 iteration, a fresh process-like trainer, then the remaining N − k.
         let first = try GRPORun(folder: base + "/split", config: config, until: 1).run()

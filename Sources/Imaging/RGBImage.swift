@@ -1,7 +1,7 @@
 // A plain RGB image with Float components in [0, 1].
 
 /// An RGB image stored row-major, interleaved, with components in [0, 1].
-public struct RGBImage: Equatable, Sendable {
+public struct RGBImage: Hashable, Sendable {
     public let width: Int
     public let height: Int
     /// `width * height * 3` components, row-major, RGB interleaved.

@@ -27,7 +27,9 @@
 //   together, as TRL averages a completion), then averaged over trajectories; dapo: summed over every
 //   token of the batch and divided by their number.
 // - One AdamW step per inner epoch on the whole batch (gradients accumulated over micro-batches of
-//   actions), global-norm clipping, only LoRA parameters trainable.
+//   actions), global-norm clipping, only LoRA parameters trainable. Identical actions (context,
+//   x̂₀, reply and advantage) are scored once with their weights added, and micro-batches are
+//   formed in order of length: the same sums in another order.
 // - A non-finite reward, loss or gradient never reaches the weights: the iteration is skipped and
 //   counted (`skipped`), and `max_nonfinite` skips in a row stop the run with the error that caused
 //   the last one.

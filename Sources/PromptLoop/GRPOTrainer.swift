@@ -309,13 +309,56 @@ public final class GRPOTrainer {
 
     // MARK: Update
 
-    /// One scored row: an action's context, reply tokens, image, advantage and weight in the loss.
+    /// One scored row: an action's context, reply tokens, image, advantage and weight in the loss;
+    /// `count` identical actions stand behind it (``merged(_:)``).
     struct ScoredRow {
         var user: String
         var image: RGBImage?
         var tokens: [Int]
         var advantage: Double
         var weight: Double
+        var count = 1
+    }
+
+    /// What makes two rows' token losses and gradients identical: the same context, image, reply and
+    /// advantage (π_ref and π_old are functions of the first three).
+    struct RowKey: Hashable {
+        var user: String
+        var image: RGBImage?
+        var tokens: [Int]
+        var advantage: UInt64
+    }
+
+    /// The rows with identical ones merged into the first of them, weights added and counted: the
+    /// loss Σ w·ℓ is the same sum, computed once per distinct row. (Trajectories of a group that
+    /// shares its noise repeat a row when their replies agree; ≈ 10% of the rows in the runs of
+    /// grpo.md point 8.)
+    func merged(_ rows: [ScoredRow]) -> [ScoredRow] {
+        var out: [ScoredRow] = []
+        var index: [RowKey: Int] = [:]
+        for row in rows {
+            let key = RowKey(user: row.user, image: row.image, tokens: row.tokens, advantage: row.advantage.bitPattern)
+            if let i = index[key] {
+                out[i].weight += row.weight
+                out[i].count += row.count
+            } else {
+                index[key] = out.count
+                out.append(row)
+            }
+        }
+        return out
+    }
+
+    /// Micro-batches of `rows` in order of sequence length (context and reply), so that a batch's
+    /// right padding is short.
+    func microBatches(_ rows: [ScoredRow]) throws -> [ArraySlice<ScoredRow>] {
+        let lengths = try rows.map {
+            try chat.promptIds(user: $0.user, hasImage: $0.image != nil, system: systemPrompt).ids.count + $0.tokens.count
+        }
+        let sorted = rows.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }.map { rows[$0] }
+        return stride(from: 0, to: sorted.count, by: config.microBatch).map {
+            sorted[$0..<Swift.min($0 + config.microBatch, sorted.count)]
+        }
     }
 
     /// Rows of the batch, one per action, with the trajectory's advantage and the row's weight.
@@ -342,11 +385,17 @@ public final class GRPOTrainer {
     /// μ AdamW steps on the batch; returns the loss statistics. Throws ``NonFiniteValue`` (nothing
     /// applied) when the loss or the gradient is not finite.
     func update(trajectories: [Trajectory], advantages: [Double]) throws -> [String: Double] {
-        let rows = rows(trajectories: trajectories, advantages: advantages)
+        let all = rows(trajectories: trajectories, advantages: advantages)
+        let distinct = merged(all)
+        var stats = try update(rows: distinct)
+        if !all.isEmpty { stats["update/distinct_rows"] = Double(distinct.count) / Double(all.count) }
+        return stats
+    }
+
+    /// μ AdamW steps on `rows`, each standing for `count` actions in the statistics.
+    func update(rows: [ScoredRow]) throws -> [String: Double] {
         guard !rows.isEmpty else { return [:] }
-        let chunks = stride(from: 0, to: rows.count, by: config.microBatch).map {
-            rows[$0..<Swift.min($0 + config.microBatch, rows.count)]
-        }
+        let chunks = try microBatches(rows)
         // The frozen vision tower's features, once per chunk for every pass below.
         let features = try chunks.map { chunk in try chat.imageFeatures(chunk.compactMap(\.image)) }
         // π_ref (adapters off): no gradients, once per batch.
@@ -370,6 +419,7 @@ public final class GRPOTrainer {
                 let advantage = Tensor(chunk.map { Float($0.advantage) }, shape: [chunk.count])
                 let weight = Tensor(chunk.map { Float($0.weight) }, shape: [chunk.count, 1])
                 let included = s.mask * Tensor(chunk.map { Float($0.weight > 0 ? 1 : 0) }, shape: [chunk.count, 1])
+                let count = Tensor(chunk.map { Float($0.count) }, shape: [chunk.count, 1])
                 let (perToken, kl, ratio) = GRPO.tokenLoss(
                     logp: s.logProbs, old: olds[c] ?? s.logProbs.detached(), ref: refs[c], advantages: advantage,
                     beta: config.beta, epsilonLow: config.epsilonLow, epsilonHigh: config.epsilonHigh)
@@ -377,12 +427,14 @@ public final class GRPOTrainer {
                 chunkLoss.backward()
                 loss += chunkLoss.item()
                 withNoGrad {
-                    tokens += included.sum().item()
-                    if let kl { klSum += (kl * included).sum().item() }
-                    if let h = s.entropy { entropySum += (h * s.mask).sum().item() }
+                    // Statistics per action: a merged row counts `count` times.
+                    let counted = included * count
+                    tokens += counted.sum().item()
+                    if let kl { klSum += (kl * counted).sum().item() }
+                    if let h = s.entropy { entropySum += (h * s.mask * count).sum().item() }
                     let a = advantage.unsqueeze(1)
-                    low += ((ratio .< (1 - config.epsilonLow)).logicalAnd(a .< 0).to(.float32) * included).sum().item()
-                    high += ((ratio .> (1 + config.epsilonHigh)).logicalAnd(a .> 0).to(.float32) * included).sum().item()
+                    low += ((ratio .< (1 - config.epsilonLow)).logicalAnd(a .< 0).to(.float32) * counted).sum().item()
+                    high += ((ratio .> (1 + config.epsilonHigh)).logicalAnd(a .> 0).to(.float32) * counted).sum().item()
                 }
             }
             let outcome = guardedAccumulatedStep(loss: loss, optimizer: optimizer, maxNorm: config.maxGradNorm,
@@ -393,7 +445,7 @@ public final class GRPOTrainer {
             let norm = outcome.gradNorm
             if epoch == 0 {
                 let n = Swift.max(tokens, 1)
-                let all = Swift.max(rows.reduce(0.0) { $0 + Double($1.tokens.count) }, 1)
+                let all = Swift.max(rows.reduce(0.0) { $0 + Double($1.tokens.count * $1.count) }, 1)
                 stats = ["loss": loss, "grad_norm": norm, "kl": klSum / n, "entropy": entropySum / all,
                          "clip_ratio/low_mean": low / n, "clip_ratio/high_mean": high / n,
                          "clip_ratio/region_mean": (low + high) / n]

@@ -231,6 +231,38 @@ func adapterState(_ trainer: GRPOTrainer) -> [String: Tensor] { trainer.decoder.
             == Set(store.parameters.filter(\.isAdapter).map { ObjectIdentifier($0.tensor) }))
     }
 
+    /// Identical rows (a group sharing its noise whose trajectories reply alike) are scored once with
+    /// their weights added: the gradient and the logged statistics are those of the rows one by one.
+    @Test func mergingIdenticalRowsLeavesTheUpdateUnchanged() throws {
+        let one = try GRPOTrainer.load(config: tinyConfig()), merged = try GRPOTrainer.load(config: tinyConfig())
+        let plan = one.sampler.plan(iteration: 0, config: one.config)
+        let rollout = try withNoGrad {
+            try RolloutEngine(pipeline: one.pipeline, policy: one.trainingPolicy(seed: plan.policySeed), mode: .closed)
+                .run(queries: plan.records.map(\.prompt), refinements: plan.refinements,
+                     options: SamplingOptions(steps: 4, guidance: 5, seed: plan.noiseSeed, rowSeeds: plan.rowSeeds))
+        }
+        let rows = one.rows(trajectories: rollout.trajectories, advantages: [1, -1, 0.5, -0.5])
+        let repeated = rows + [rows[0], rows[0], rows[rows.count - 1]]
+        let distinct = merged.merged(repeated)
+        #expect(distinct.count == rows.count)
+        #expect(distinct[0].count == 3 && abs(distinct[0].weight - 3 * rows[0].weight) < 1e-12)
+        #expect(distinct[rows.count - 1].count == 2)
+
+        let a = try one.update(rows: repeated), b = try merged.update(rows: distinct)
+        for key in ["loss", "grad_norm", "kl", "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean"] {
+            let x = try #require(a[key]), y = try #require(b[key])
+            #expect(abs(x - y) <= 1e-5 * Swift.max(1, abs(x)), "\(key): \(x) one by one, \(y) merged")
+        }
+        // The gradients of the (single) epoch, left on the parameters by the update.
+        let grads = { (t: GRPOTrainer) in t.decoder.store.parameters.filter(\.isAdapter).map { $0.tensor.grad } }
+        let ga = grads(one), gb = grads(merged)
+        #expect(ga.count == gb.count && ga.contains { ($0?.abs().max().item() ?? 0) > 0 })
+        for (x, y) in zip(ga, gb) {
+            guard let x, let y else { #expect(x == nil && y == nil); continue }
+            #expect((x - y).abs().max().item() <= 1e-4 * Swift.max(1e-8, x.abs().max().item()))
+        }
+    }
+
     /// A policy may write the image token itself (it is in its vocabulary): scored, it is a word of
     /// the reply, not a slot for image features (a run once stopped at iteration 34 on it).
     @Test func aReplyContainingTheImageTokenScoresAsText() throws {

@@ -251,10 +251,13 @@ public final class GRPOTrainer {
         func seconds(since t: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 }
 
         let engine = RolloutEngine(pipeline: pipeline, policy: trainingPolicy(seed: plan.policySeed), mode: config.mode)
+        // The policy acts with its adapters folded in (the update scores the replies unmerged).
         let rollout = try withNoGrad {
-            try engine.run(queries: plan.records.map(\.prompt), refinements: plan.refinements,
-                           options: SamplingOptions(steps: config.steps, guidance: config.guidance,
-                                                    seed: plan.noiseSeed, rowSeeds: plan.rowSeeds))
+            try decoder.withAdaptersMerged {
+                try engine.run(queries: plan.records.map(\.prompt), refinements: plan.refinements,
+                               options: SamplingOptions(steps: config.steps, guidance: config.guidance,
+                                                        seed: plan.noiseSeed, rowSeeds: plan.rowSeeds))
+            }
         }
         let rolloutSeconds = seconds(since: start)
         values["time/decode"] = rollout.decodeSeconds

@@ -69,4 +69,23 @@ public final class LoRALinear: UnaryModule {
         withNoGrad { base.weight.add_(deltaWeight.to(base.weight.dtype), alpha: -1) }
         merged = false
     }
+
+    /// Runs `body` with the adapters of `layers` folded into their base weights (one matmul per
+    /// layer instead of three, for inference), then puts every base weight back bit for bit — from a
+    /// saved copy, not by subtracting, which would leave float32 rounding in the frozen weights.
+    /// Disabled or already merged layers are left as they are.
+    public static func withMerged<R>(_ layers: [LoRALinear], _ body: () throws -> R) rethrows -> R {
+        let folding = layers.filter { $0.enabled && !$0.merged }
+        let saved = withNoGrad { folding.map { $0.base.weight.clone() } }
+        for layer in folding { layer.merge() }
+        defer {
+            withNoGrad {
+                for (layer, weight) in zip(folding, saved) {
+                    layer.base.weight.copy_(weight)
+                    layer.merged = false
+                }
+            }
+        }
+        return try body()
+    }
 }

@@ -231,6 +231,40 @@ func adapterState(_ trainer: GRPOTrainer) -> [String: Tensor] { trainer.decoder.
             == Set(store.parameters.filter(\.isAdapter).map { ObjectIdentifier($0.tensor) }))
     }
 
+    /// Training rollouts run with the adapters folded into the base weights; the update scores the
+    /// replies unfolded. With a trained (non-zero) adapter both give the same log-probs within float32
+    /// rounding, and the frozen weights are untouched afterwards.
+    @Test func foldedRolloutsScoreAsTheUnfoldedPolicy() throws {
+        let trainer = try GRPOTrainer.load(config: tinyConfig())
+        withNoGrad {
+            for (i, layer) in trainer.decoder.adapters.enumerated() {
+                layer.loraB.copy_(Tensor.randn(layer.loraB.shape, generator: try! Generator(seed: UInt64(i))) * 0.05)
+            }
+        }
+        let base = trainer.decoder.store.state(.base)
+        let plan = trainer.sampler.plan(iteration: 0, config: trainer.config)
+        let rollout = try withNoGrad {
+            try trainer.decoder.withAdaptersMerged {
+                try RolloutEngine(pipeline: trainer.pipeline, policy: trainer.trainingPolicy(seed: plan.policySeed),
+                                  mode: .closed)
+                    .run(queries: plan.records.map(\.prompt), refinements: plan.refinements,
+                         options: SamplingOptions(steps: 4, guidance: 5, seed: plan.noiseSeed, rowSeeds: plan.rowSeeds))
+            }
+        }
+        for (key, t) in trainer.decoder.store.state(.base) { #expect(t.equal(base[key]!), "\(key) changed") }
+        let rows = trainer.rows(trajectories: rollout.trajectories, advantages: [1, -1, 0.5, -0.5])
+        let s = try withNoGrad { try trainer.score(rows[...], entropy: false) }
+        let scored = s.logProbs.toArray(Double.self), width = s.logProbs.size(1)
+        let largest = Swift.max(1, (s.logProbs * s.mask).abs().max().item())
+        let actions = rollout.trajectories.flatMap(\.actions)
+        #expect(actions.count == rows.count && !actions.isEmpty)
+        var worst = 0.0
+        for (i, action) in actions.enumerated() {
+            for (j, recorded) in action.logProbs.enumerated() { worst = Swift.max(worst, abs(scored[i * width + j] - recorded)) }
+        }
+        #expect(worst <= 1e-4 * largest, "largest difference \(worst)")
+    }
+
     /// Identical rows (a group sharing its noise whose trajectories reply alike) are scored once with
     /// their weights added: the gradient and the logged statistics are those of the rows one by one.
     @Test func mergingIdenticalRowsLeavesTheUpdateUnchanged() throws {

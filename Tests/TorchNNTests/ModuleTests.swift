@@ -198,6 +198,31 @@ final class TinyBlock {
         #expect(relativeError(lora(x), adapted) < 1e-6)
     }
 
+    /// Folding for inference: the same function within float32 rounding, and afterwards the frozen
+    /// base weights are bit for bit what they were (an add-then-subtract would leave rounding behind),
+    /// also when the body throws; a disabled layer is not folded.
+    @Test func withMergedRestoresTheBaseWeightsExactly() throws {
+        struct Stop: Error {}
+        let store = try ParameterStore(seed: 0)
+        let on = LoRALinear(store.root / "q_proj", 6, 4, rank: 2, alpha: 4)
+        let off = LoRALinear(store.root / "k_proj", 6, 4, rank: 2, alpha: 4)
+        withNoGrad {
+            on.loraB.normal_(generator: try! Generator(seed: 2))
+            off.loraB.normal_(generator: try! Generator(seed: 3))
+        }
+        off.enabled = false
+        let x = Tensor.randn([3, 6], dtype: .float32, generator: try Generator(seed: 1))
+        let adapted = on(x), baseOnly = off(x)
+        let weights = [on.base.weight.clone(), off.base.weight.clone()]
+        let inside = LoRALinear.withMerged([on, off]) { (on.merged, off.merged, on(x), off(x)) }
+        #expect(inside.0 && !inside.1)
+        #expect(relativeError(inside.2, adapted) < 1e-5 && inside.3.equal(baseOnly))
+        #expect(on.base.weight.equal(weights[0]) && off.base.weight.equal(weights[1]) && !on.merged)
+        #expect(on(x).equal(adapted))
+        #expect(throws: Stop.self) { try LoRALinear.withMerged([on]) { throw Stop() } }
+        #expect(on.base.weight.equal(weights[0]) && !on.merged)
+    }
+
     @Test func adaptersSaveAndLoadApartFromTheBase() throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }

@@ -303,6 +303,12 @@ public final class CausalLM {
         return try body()
     }
 
+    /// Runs `body` with the adapters folded into the base weights (faster inference, the same
+    /// function up to float32 rounding), then restores the base weights bit for bit.
+    public func withAdaptersMerged<R>(_ body: () throws -> R) rethrows -> R {
+        try LoRALinear.withMerged(adapters, body)
+    }
+
     /// Writes the adapters in PEFT's format (`adapter_config.json`, `adapter_model.safetensors`).
     public func saveAdapter(to folder: String) throws {
         guard let lora else { throw VisionLanguageError.invalidArgument("this model has no LoRA adapters") }

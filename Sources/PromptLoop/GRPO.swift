@@ -29,7 +29,8 @@
 // - One AdamW step per inner epoch on the whole batch (gradients accumulated over micro-batches of
 //   actions), global-norm clipping, only LoRA parameters trainable. Identical actions (context,
 //   x̂₀, reply and advantage) are scored once with their weights added, and micro-batches are
-//   formed in order of length: the same sums in another order.
+//   formed in order of length: the same sums in another order. Rollouts run the policy with its
+//   adapters folded into the base weights (restored bit for bit after); the update scores unfolded.
 // - A non-finite reward, loss or gradient never reaches the weights: the iteration is skipped and
 //   counted (`skipped`), and `max_nonfinite` skips in a row stop the run with the error that caused
 //   the last one.

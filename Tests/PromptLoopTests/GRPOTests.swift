@@ -174,16 +174,20 @@ func adapterState(_ trainer: GRPOTrainer) -> [String: Tensor] { trainer.decoder.
     }
 }
 
+/// The closed-loop rollout of `trainer`'s first iteration (tiny config: 4 steps), without gradients.
+func firstRollout(_ trainer: GRPOTrainer) throws -> RolloutResult {
+    let plan = trainer.sampler.plan(iteration: 0, config: trainer.config)
+    return try withNoGrad {
+        try RolloutEngine(pipeline: trainer.pipeline, policy: trainer.trainingPolicy(seed: plan.policySeed), mode: .closed)
+            .run(queries: plan.records.map(\.prompt), refinements: plan.refinements,
+                 options: SamplingOptions(steps: 4, guidance: 5, seed: plan.noiseSeed, rowSeeds: plan.rowSeeds))
+    }
+}
+
 @Suite(.serialized) struct GRPOTrainerTests {
     @Test func onPolicyRatioIsOneAndKLIsZeroFromAFreshAdapter() throws {
         let trainer = try GRPOTrainer.load(config: tinyConfig())
-        let plan = trainer.sampler.plan(iteration: 0, config: trainer.config)
-        let rollout = try withNoGrad {
-            try RolloutEngine(pipeline: trainer.pipeline, policy: trainer.trainingPolicy(seed: plan.policySeed),
-                              mode: .closed)
-                .run(queries: plan.records.map(\.prompt), refinements: plan.refinements,
-                     options: SamplingOptions(steps: 4, guidance: 5, seed: plan.noiseSeed, rowSeeds: plan.rowSeeds))
-        }
+        let rollout = try firstRollout(trainer)
         let rows = trainer.rows(trajectories: rollout.trajectories, advantages: [1, -1, 0.5, -0.5])
         #expect(rows.count == rollout.trajectories.map(\.actions.count).reduce(0, +))
         #expect(rows.allSatisfy { $0.image?.width == 64 })
@@ -242,15 +246,7 @@ func adapterState(_ trainer: GRPOTrainer) -> [String: Tensor] { trainer.decoder.
             }
         }
         let base = trainer.decoder.store.state(.base)
-        let plan = trainer.sampler.plan(iteration: 0, config: trainer.config)
-        let rollout = try withNoGrad {
-            try trainer.decoder.withAdaptersMerged {
-                try RolloutEngine(pipeline: trainer.pipeline, policy: trainer.trainingPolicy(seed: plan.policySeed),
-                                  mode: .closed)
-                    .run(queries: plan.records.map(\.prompt), refinements: plan.refinements,
-                         options: SamplingOptions(steps: 4, guidance: 5, seed: plan.noiseSeed, rowSeeds: plan.rowSeeds))
-            }
-        }
+        let rollout = try trainer.decoder.withAdaptersMerged { try firstRollout(trainer) }
         for (key, t) in trainer.decoder.store.state(.base) { #expect(t.equal(base[key]!), "\(key) changed") }
         let rows = trainer.rows(trajectories: rollout.trajectories, advantages: [1, -1, 0.5, -0.5])
         let s = try withNoGrad { try trainer.score(rows[...], entropy: false) }
@@ -269,12 +265,7 @@ func adapterState(_ trainer: GRPOTrainer) -> [String: Tensor] { trainer.decoder.
     /// their weights added: the gradient and the logged statistics are those of the rows one by one.
     @Test func mergingIdenticalRowsLeavesTheUpdateUnchanged() throws {
         let one = try GRPOTrainer.load(config: tinyConfig()), merged = try GRPOTrainer.load(config: tinyConfig())
-        let plan = one.sampler.plan(iteration: 0, config: one.config)
-        let rollout = try withNoGrad {
-            try RolloutEngine(pipeline: one.pipeline, policy: one.trainingPolicy(seed: plan.policySeed), mode: .closed)
-                .run(queries: plan.records.map(\.prompt), refinements: plan.refinements,
-                     options: SamplingOptions(steps: 4, guidance: 5, seed: plan.noiseSeed, rowSeeds: plan.rowSeeds))
-        }
+        let rollout = try firstRollout(one)
         let rows = one.rows(trajectories: rollout.trajectories, advantages: [1, -1, 0.5, -0.5])
         let repeated = rows + [rows[0], rows[0], rows[rows.count - 1]]
         let distinct = merged.merged(repeated)
